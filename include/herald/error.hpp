@@ -1,0 +1,168 @@
+#pragma once
+
+#include <cstdint>
+#include <new>  // for std::launder
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+namespace herald {
+
+/// Every outcome the kernel reports. Data-plane calls return these as values, never throw.
+enum class Errc : int {
+  unknown_handle = 1,  ///< never registered, forged, or stale (unregistered: generation mismatch)
+  closed,              ///< the handle was unregistered while you waited / your subscription drained
+  empty,               ///< try_recv: nothing buffered now
+  full,                ///< a bounded resource (e.g. a MemPipe buffer) is full
+  limit_exceeded,      ///< max_handles, max_subscribers or max_waiters reached
+  out_of_memory,       ///< KernelOptions::memory_limit would be exceeded, or allocation failed
+  timed_out,
+  cancelled,  ///< the std::stop_token in WaitOptions was triggered
+  invalid_argument,
+};
+
+/// The category of herald's error codes; name() is "herald".
+const std::error_category& error_category() noexcept;
+std::error_code make_error_code(Errc e) noexcept;
+/// A stable lower_snake_case name for each value ("unknown_handle", ...); "unknown" otherwise.
+std::string_view to_string(Errc e) noexcept;
+
+namespace detail {
+[[noreturn]] void throw_bad_result_access(Errc e);
+}  // namespace detail
+
+/// A value of T or an Errc, with std::expected's observers.
+///
+/// value() on an error throws std::system_error carrying the Errc (as std::expected throws
+/// bad_expected_access); everything else is noexcept. Move-only T (Subscription) moves out with
+/// `std::move(r).value()` or `r.value()` on an rvalue.
+template <class T>
+class [[nodiscard]] Result {
+  static_assert(!std::is_reference_v<T> && !std::is_same_v<std::remove_cv_t<T>, Errc>);
+
+ public:
+  using value_type = T;
+  using error_type = Errc;
+
+  Result() noexcept(
+      std::is_nothrow_default_constructible_v<T>) requires std::is_default_constructible_v<T>
+      : has_value_(true) {
+    ::new (static_cast<void*>(&value_)) T();
+  }
+  Result(Errc e) noexcept : error_(e), has_value_(false) {}  // NOLINT(google-explicit-constructor)
+  Result(const T& v) noexcept(std::is_nothrow_copy_constructible_v<T>)  // NOLINT
+      : has_value_(true) {
+    ::new (static_cast<void*>(&value_)) T(v);
+  }
+  Result(T&& v) noexcept(std::is_nothrow_move_constructible_v<T>)  // NOLINT
+      : has_value_(true) {
+    ::new (static_cast<void*>(&value_)) T(std::move(v));
+  }
+  Result(const Result& o) noexcept(std::is_nothrow_copy_constructible_v<T>)
+      : error_(o.error_), has_value_(o.has_value_) {
+    if (has_value_) ::new (static_cast<void*>(&value_)) T(o.value_);
+  }
+  Result(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>)
+      : error_(o.error_), has_value_(o.has_value_) {
+    if (has_value_) ::new (static_cast<void*>(&value_)) T(std::move(o.value_));
+  }
+  Result& operator=(const Result& o) {
+    if (this != &o) {
+      destroy();
+      error_ = o.error_;
+      has_value_ = o.has_value_;
+      if (has_value_) ::new (static_cast<void*>(&value_)) T(o.value_);
+    }
+    return *this;
+  }
+  Result& operator=(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>) {
+    if (this != &o) {
+      destroy();
+      error_ = o.error_;
+      has_value_ = o.has_value_;
+      if (has_value_) ::new (static_cast<void*>(&value_)) T(std::move(o.value_));
+    }
+    return *this;
+  }
+  ~Result() { destroy(); }
+
+  bool has_value() const noexcept { return has_value_; }
+  explicit operator bool() const noexcept { return has_value_; }
+
+  /// The error; meaningful only when !has_value().
+  Errc error() const noexcept { return error_; }
+
+  T& value() & {
+    check();
+    return value_;
+  }
+  const T& value() const& {
+    check();
+    return value_;
+  }
+  T&& value() && {
+    check();
+    return std::move(value_);
+  }
+  const T&& value() const&& {
+    check();
+    return std::move(value_);
+  }
+  template <class U>
+  T value_or(U&& fallback) const& {
+    return has_value_ ? value_ : static_cast<T>(std::forward<U>(fallback));
+  }
+  template <class U>
+  T value_or(U&& fallback) && {
+    return has_value_ ? std::move(value_) : static_cast<T>(std::forward<U>(fallback));
+  }
+
+  /// Unchecked access, as std::expected: the caller has tested has_value().
+  T& operator*() & noexcept { return value_; }
+  const T& operator*() const& noexcept { return value_; }
+  T&& operator*() && noexcept { return std::move(value_); }
+  T* operator->() noexcept { return &value_; }
+  const T* operator->() const noexcept { return &value_; }
+
+ private:
+  void check() const {
+    if (!has_value_) detail::throw_bad_result_access(error_);
+  }
+  void destroy() noexcept {
+    if (has_value_) value_.~T();
+  }
+
+  union {
+    T value_;
+  };
+  Errc error_{};
+  bool has_value_;
+};
+
+/// Success or an Errc.
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  using value_type = void;
+  using error_type = Errc;
+
+  constexpr Result() noexcept = default;
+  constexpr Result(Errc e) noexcept : error_(e), has_value_(false) {}  // NOLINT
+  bool has_value() const noexcept { return has_value_; }
+  explicit operator bool() const noexcept { return has_value_; }
+  Errc error() const noexcept { return error_; }
+  void value() const {
+    if (!has_value_) detail::throw_bad_result_access(error_);
+  }
+  void operator*() const noexcept {}
+
+ private:
+  Errc error_{};
+  bool has_value_ = true;
+};
+
+}  // namespace herald
+
+template <>
+struct std::is_error_code_enum<herald::Errc> : std::true_type {};

@@ -1,0 +1,9 @@
+#pragma once
+
+// herald: a lock-minimal notification kernel. This header brings in the whole public API.
+
+#include "herald/error.hpp"         // IWYU pragma: export
+#include "herald/handle.hpp"        // IWYU pragma: export
+#include "herald/kernel.hpp"        // IWYU pragma: export
+#include "herald/options.hpp"       // IWYU pragma: export
+#include "herald/subscription.hpp"  // IWYU pragma: export

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "herald/error.hpp"
+#include "herald/handle.hpp"
+#include "herald/options.hpp"
+
+namespace herald {
+
+namespace detail {
+class KernelState;
+class SubscriptionRing;
+}  // namespace detail
+
+class Kernel;
+
+/// One consumer's bounded channel of every notification on a handle.
+///
+/// Created by Kernel::subscribe(); sees every notification whose notify() began after subscribe()
+/// returned, until it is destroyed or the handle is unregistered. Each one is either buffered or
+/// counted in dropped(): received + size() + dropped() == observed, exactly; per notifier thread,
+/// FIFO. Move-only RAII: the destructor unsubscribes (control plane). Receiving is for one thread
+/// at a time; observers (size, dropped) may be called from any thread. Must not outlive its Kernel.
+///
+/// Memory ordering: a notification received here was written after everything its notifier wrote
+/// before calling notify(), and the receiver sees those writes.
+class Subscription {
+ public:
+  /// Holds nothing; every receive reports Errc::closed.
+  Subscription() noexcept = default;
+  Subscription(Subscription&& other) noexcept;
+  Subscription& operator=(Subscription&& other) noexcept;
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+  ~Subscription();
+
+  explicit operator bool() const noexcept { return ring_ != nullptr; }
+  Handle handle() const noexcept { return handle_; }
+
+  /// Never blocks or allocates. empty when nothing is buffered now; closed once the handle was
+  /// unregistered and everything buffered has been received.
+  [[nodiscard]] Result<Notification> try_recv() noexcept;
+  /// Moves up to out.size() buffered notifications into `out`, oldest first; returns how many.
+  [[nodiscard]] std::size_t try_recv_batch(std::span<Notification> out) noexcept;
+  /// Blocks the calling thread until a notification is buffered (returns it), the handle is
+  /// unregistered and drained (closed), the timeout passes (timed_out), or the stop token fires
+  /// (cancelled). An item that arrives as the wait gives up stays buffered for the next receive.
+  [[nodiscard]] Result<Notification> recv_blocking(WaitOptions options = {}) noexcept;
+
+  /// Buffered now (a snapshot while notifiers run).
+  std::size_t size() const noexcept;
+  /// Lost to overflow (drop_newest) or folded (keep_latest) so far (a snapshot).
+  std::uint64_t dropped() const noexcept;
+  /// The capacity after rounding up to a power of two; 0 when empty.
+  std::uint32_t capacity() const noexcept;
+
+ private:
+  friend class Kernel;
+  Subscription(detail::KernelState* kernel, Handle handle, detail::SubscriptionRing* ring) noexcept
+      : kernel_(kernel), handle_(handle), ring_(ring) {}
+  void reset() noexcept;
+
+  detail::KernelState* kernel_ = nullptr;
+  Handle handle_{};
+  detail::SubscriptionRing* ring_ = nullptr;
+};
+
+}  // namespace herald

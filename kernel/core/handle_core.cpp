@@ -1,0 +1,205 @@
+#include "core/handle_core.hpp"
+
+#include <cassert>
+#include <cstring>
+#include <new>
+
+namespace herald::detail {
+
+std::size_t SubscriberList::footprint(std::uint32_t count) noexcept {
+  return sizeof(SubscriberList) + sizeof(SubscriptionRing*) * (count == 0 ? 0 : count - 1);
+}
+
+SubscriberList* SubscriberList::create(MemoryBudget& budget, std::uint32_t count) noexcept {
+  void* p = budget.allocate(footprint(count), alignof(SubscriberList));
+  if (p == nullptr) return nullptr;
+  auto* list = ::new (p) SubscriberList{};
+  list->count = count;
+  return list;
+}
+
+void SubscriberList::destroy(MemoryBudget& budget, SubscriberList* list) noexcept {
+  if (list != nullptr) budget.deallocate(list, footprint(list->count));
+}
+
+HandleCore::HandleCore(std::uint32_t index, std::uint32_t generation,
+                       const HandleOptions& options) noexcept
+    : index_(index), generation_(generation), options_(options) {}
+
+HandleCore* HandleCore::create(MemoryBudget& budget, std::uint32_t index, std::uint32_t generation,
+                               const HandleOptions& options) noexcept {
+  const std::size_t hint = options.debug_hint.size();
+  void* p = budget.allocate(sizeof(HandleCore) + hint, alignof(HandleCore));
+  if (p == nullptr) return nullptr;
+  HandleOptions copy = options;
+  if (hint != 0) {
+    char* text = static_cast<char*>(p) + sizeof(HandleCore);
+    std::memcpy(text, options.debug_hint.data(), hint);
+    copy.debug_hint = std::string_view(text, hint);
+  }
+  return ::new (p) HandleCore(index, generation, copy);
+}
+
+void HandleCore::destroy(MemoryBudget& budget, HandleCore* core) noexcept {
+  if (core == nullptr) return;
+  const std::size_t bytes = sizeof(HandleCore) + core->options_.debug_hint.size();
+  core->~HandleCore();
+  budget.deallocate(core, bytes);
+}
+
+NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
+  NotifyReceipt receipt{};
+  const bool single = options_.producers == Producers::single;
+  std::uint64_t seq;
+  if (single) {
+#ifndef NDEBUG
+    assert(single_notifier_.exchange(1, std::memory_order_acquire) == 0 &&
+           "two threads notified a Producers::single handle at once");
+#endif
+    seq = seq_.load(std::memory_order_relaxed) + 1;  // only this notifier writes seq_
+    // release: observe() readers get a ticket; the data itself is published by the cells/rings.
+    seq_.store(seq, std::memory_order_release);
+    latest_.publish_single(seq, arg);
+  } else {
+    // relaxed: the counter only numbers notifications; publication is by the cells and rings.
+    seq = seq_.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (!latest_.publish_multi(seq, arg)) [[unlikely]]
+      publish_locked(Notification{seq, arg});
+  }
+  const Notification n{seq, arg};
+  receipt.seq = seq;
+
+  // seq_cst: a notify that starts after subscribe() returned sees its ring (with the ReadGuard's
+  // announcement, the epoch argument of ReadGuard covers the list's lifetime).
+  SubscriberList* subs = subs_.load(std::memory_order_seq_cst);
+  if (subs != nullptr) {
+    SubscriptionRing* const* ring = subs->rings;
+    SubscriptionRing* const* end = ring + subs->count;
+    for (; ring != end; ++ring) {
+      const bool stored = single ? (*ring)->push_single(n) : (*ring)->push_multi(n);
+      receipt.delivered += stored ? 1 : 0;
+      receipt.dropped += stored ? 0 : 1;
+    }
+  }
+
+  // seq_cst fence: the Dekker pair of enlist()'s fence and of SubscriptionRing::consumer_park():
+  // either they see what we published above, or we see them parked below.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (waiters_.load(std::memory_order_relaxed) != 0) [[unlikely]]
+    receipt.woken = complete_waiters(n);
+  if (subs != nullptr) {
+    for (std::uint32_t i = 0; i < subs->count; ++i) subs->rings[i]->wake_consumer_if_parked();
+  }
+#ifndef NDEBUG
+  if (single) single_notifier_.store(0, std::memory_order_release);
+#endif
+  return receipt;
+}
+
+void HandleCore::publish_locked(Notification n) noexcept {
+  std::lock_guard lock(mutex_);
+  if (n.seq > locked_latest_.seq) locked_latest_ = n;
+}
+
+bool HandleCore::latest_after_locked(std::uint64_t after, Notification& out) const noexcept {
+  bool found = latest_.latest_after(after, out);
+  if (locked_latest_.seq > after && (!found || locked_latest_.seq > out.seq)) {
+    out = locked_latest_;
+    found = true;
+  }
+  return found;
+}
+
+std::uint32_t HandleCore::complete_waiters(Notification n) noexcept {
+  WaitNode* chain = nullptr;
+  WaitNode* chain_tail = nullptr;
+  std::uint32_t count = 0;
+  {
+    std::lock_guard lock(mutex_);
+    for (WaitNode* node = waiter_list_.front(); node != nullptr;) {
+      WaitNode* next = node->next;
+      if (node->ticket < n.seq) {
+        waiter_list_.remove(node);
+        node->result = n;
+        node->error = Errc{};
+        node->next = nullptr;
+        if (chain_tail != nullptr) {
+          chain_tail->next = node;
+        } else {
+          chain = node;
+        }
+        chain_tail = node;
+        ++count;
+      }
+      node = next;
+    }
+    waiters_.store(waiter_list_.size(), std::memory_order_relaxed);
+  }
+  complete_chain(chain);  // outside the lock: wakes (futex) and posts (executors) cost syscalls
+  return count;
+}
+
+HandleCore::Enlisted HandleCore::enlist(WaitNode& node) noexcept {
+  std::lock_guard lock(mutex_);
+  if (closed_) return Enlisted::closed;
+  if (latest_after_locked(node.ticket, node.result)) return Enlisted::ready;
+  if (waiter_list_.size() >= options_.max_waiters) return Enlisted::limit;
+  waiter_list_.push_back(&node);
+  waiters_.store(waiter_list_.size(), std::memory_order_relaxed);
+  // seq_cst fence: Dekker with notify()'s fence. Either notify() sees waiters_ != 0 (and will
+  // take the mutex after we release it, finding the node), or we now see its publication.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (latest_after_locked(node.ticket, node.result)) {
+    waiter_list_.remove(&node);
+    waiters_.store(waiter_list_.size(), std::memory_order_relaxed);
+    return Enlisted::ready;
+  }
+  return Enlisted::parked;
+}
+
+bool HandleCore::withdraw(WaitNode& node) noexcept {
+  std::lock_guard lock(mutex_);
+  if (!node.linked) return false;
+  waiter_list_.remove(&node);
+  waiters_.store(waiter_list_.size(), std::memory_order_relaxed);
+  return true;
+}
+
+void HandleCore::close_waiters() noexcept {
+  WaitNode* chain = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    WaitNode* tail = nullptr;
+    while (WaitNode* node = waiter_list_.front()) {
+      waiter_list_.remove(node);
+      node->error = Errc::closed;
+      if (tail != nullptr) {
+        tail->next = node;
+      } else {
+        chain = node;
+      }
+      tail = node;
+    }
+    waiters_.store(0, std::memory_order_relaxed);
+  }
+  complete_chain(chain);
+}
+
+HandleStats HandleCore::stats() const noexcept {
+  HandleStats s{};
+  s.notifications = observed();
+  s.delivered = retired_delivered_.load(std::memory_order_relaxed);
+  s.dropped = retired_dropped_.load(std::memory_order_relaxed);
+  if (SubscriberList* subs = subscribers()) {
+    s.subscriptions = subs->count;
+    for (std::uint32_t i = 0; i < subs->count; ++i) {
+      s.delivered += subs->rings[i]->delivered();
+      s.dropped += subs->rings[i]->dropped();
+    }
+  }
+  s.waiters = waiter_count();
+  return s;
+}
+
+}  // namespace herald::detail

@@ -1,0 +1,211 @@
+// The Kernel's public members: control plane (register, unregister, subscribe) and the data-plane
+// entry points (notify, observe, stats), which look the handle up inside an epoch read section.
+
+#include <bit>
+#include <mutex>
+
+#include "herald/kernel.hpp"
+#include "kernel_state.hpp"
+#include "reclaim/epoch.hpp"
+
+namespace herald {
+
+using detail::HandleCore;
+using detail::ReadGuard;
+using detail::SubscriberList;
+using detail::SubscriptionRing;
+
+Kernel::Kernel(const KernelOptions& options) : state_(new detail::KernelState(options)) {}
+
+Kernel::~Kernel() { delete state_; }
+
+const KernelOptions& Kernel::options() const noexcept { return state_->options; }
+
+namespace detail {
+
+KernelState::~KernelState() {
+  // No notifier may run any more (the owner is destroying the kernel), and by contract no
+  // Subscription or pending wait outlives it: free everything that is left.
+  while (HandleCore* core = live_head) {
+    live_head = core->live_next;
+    core->close_waiters();
+    if (SubscriberList* subs = core->subscribers()) {
+      for (std::uint32_t i = 0; i < subs->count; ++i) {
+        subs->rings[i]->close();
+        subs->rings[i]->kernel_ref = false;
+        release_ring(subs->rings[i]);
+      }
+      SubscriberList::destroy(budget, subs);
+    }
+    HandleCore::destroy(budget, core);
+  }
+}
+
+void KernelState::unsubscribe(Handle h, SubscriptionRing* ring) noexcept {
+  std::lock_guard lock(control);
+  if (ring->kernel_ref) {
+    // The handle is live (unregister clears kernel_ref under this mutex before freeing the core).
+    HandleCore* core = table.lookup(h);
+    SubscriberList* old_list = core->subscribers();
+    SubscriberList* new_list = nullptr;
+    if (old_list->count > 1) {
+      new_list = SubscriberList::create(budget, old_list->count - 1);
+      if (new_list == nullptr) {
+        // Cannot allocate the smaller list: keep the ring attached but abandoned by its consumer;
+        // it is freed with the handle. Its pushes keep being counted.
+        ring->consumer_ref = false;
+        return;
+      }
+      std::uint32_t j = 0;
+      for (std::uint32_t i = 0; i < old_list->count; ++i) {
+        if (old_list->rings[i] != ring) new_list->rings[j++] = old_list->rings[i];
+      }
+    }
+    core->set_subscribers(new_list);
+    synchronize_epoch();  // no notify still pushes into `ring` or reads `old_list`
+    core->retire_counts(ring->delivered(), ring->dropped());
+    SubscriberList::destroy(budget, old_list);
+    ring->kernel_ref = false;
+  }
+  ring->consumer_ref = false;
+  release_ring(ring);
+}
+
+}  // namespace detail
+
+Result<Handle> Kernel::register_handle(const HandleOptions& options) {
+  detail::KernelState& s = *state_;
+  std::lock_guard lock(s.control);
+  std::uint32_t index = 0;
+  std::uint32_t generation = 0;
+  if (!s.table.reserve(index, generation)) return Errc::limit_exceeded;
+  HandleCore* core = HandleCore::create(s.budget, index, generation, options);
+  if (core == nullptr) {
+    s.table.unreserve(index);
+    return Errc::out_of_memory;
+  }
+  core->live_next = s.live_head;
+  if (s.live_head != nullptr) s.live_head->live_prev = core;
+  s.live_head = core;
+  ++s.live_count;
+  s.table.publish(index, core);
+  return Handle::make(index, generation);
+}
+
+Result<void> Kernel::unregister_handle(Handle h) {
+  detail::KernelState& s = *state_;
+  std::lock_guard lock(s.control);
+  HandleCore* core = s.table.lookup(h);  // frees happen under `control`: no ReadGuard needed
+  if (core == nullptr) return Errc::unknown_handle;
+
+  s.table.unpublish(core->index());  // new lookups fail from here on
+  core->close_waiters();             // parked waiters complete with closed; no new ones enlist
+  detail::synchronize_epoch();       // every notify that found `core` has returned
+
+  SubscriberList* subs = core->subscribers();
+  if (subs != nullptr) {
+    for (std::uint32_t i = 0; i < subs->count; ++i) {
+      SubscriptionRing* ring = subs->rings[i];
+      ring->close();  // after the grace period: every push is visible before `closed`
+      ring->kernel_ref = false;
+      s.release_ring(ring);
+    }
+  }
+  const HandleStats final_stats = core->stats();
+  s.retired_notifications.fetch_add(final_stats.notifications, std::memory_order_relaxed);
+  s.retired_delivered.fetch_add(final_stats.delivered, std::memory_order_relaxed);
+  s.retired_dropped.fetch_add(final_stats.dropped, std::memory_order_relaxed);
+
+  if (core->live_prev != nullptr) {
+    core->live_prev->live_next = core->live_next;
+  } else {
+    s.live_head = core->live_next;
+  }
+  if (core->live_next != nullptr) core->live_next->live_prev = core->live_prev;
+  --s.live_count;
+
+  SubscriberList::destroy(s.budget, subs);
+  const std::uint32_t index = core->index();
+  HandleCore::destroy(s.budget, core);
+  s.table.release(index);
+  return {};
+}
+
+Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& options) {
+  detail::KernelState& s = *state_;
+  if (options.capacity == 0 || options.capacity > s.options.max_subscription_capacity)
+    return Errc::invalid_argument;
+  if (options.overflow != Overflow::drop_newest && options.overflow != Overflow::keep_latest)
+    return Errc::invalid_argument;
+  if (options.capacity > (std::uint32_t{1} << 31)) return Errc::invalid_argument;  // no 2^k fits
+  const std::uint32_t capacity = std::bit_ceil(options.capacity);
+
+  std::lock_guard lock(s.control);
+  HandleCore* core = s.table.lookup(h);
+  if (core == nullptr) return Errc::unknown_handle;
+  SubscriberList* old_list = core->subscribers();
+  const std::uint32_t count = old_list == nullptr ? 0 : old_list->count;
+  if (count >= core->options().max_subscribers) return Errc::limit_exceeded;
+
+  SubscriptionRing* ring =
+      SubscriptionRing::create(s.budget, capacity, options.overflow, options.debug_hint);
+  if (ring == nullptr) return Errc::out_of_memory;
+  SubscriberList* new_list = SubscriberList::create(s.budget, count + 1);
+  if (new_list == nullptr) {
+    SubscriptionRing::destroy(s.budget, ring);
+    return Errc::out_of_memory;
+  }
+  for (std::uint32_t i = 0; i < count; ++i) new_list->rings[i] = old_list->rings[i];
+  new_list->rings[count] = ring;
+  core->set_subscribers(new_list);
+  if (old_list != nullptr) {
+    detail::synchronize_epoch();  // no notify still iterates `old_list`
+    SubscriberList::destroy(s.budget, old_list);
+  }
+  return Subscription(state_, h, ring);
+}
+
+Result<NotifyReceipt> Kernel::notify(Handle h, std::int64_t arg) noexcept {
+  ReadGuard guard;
+  HandleCore* core = state_->table.lookup(h);
+  if (core == nullptr) [[unlikely]] {
+    state_->rejected.fetch_add(1, std::memory_order_relaxed);
+    return Errc::unknown_handle;
+  }
+  return core->notify(arg);
+}
+
+Result<Ticket> Kernel::observe(Handle h) const noexcept {
+  ReadGuard guard;
+  HandleCore* core = state_->table.lookup(h);
+  if (core == nullptr) return Errc::unknown_handle;
+  return Ticket{core->observed()};
+}
+
+Result<HandleStats> Kernel::stats(Handle h) const noexcept {
+  ReadGuard guard;
+  HandleCore* core = state_->table.lookup(h);
+  if (core == nullptr) return Errc::unknown_handle;
+  return core->stats();
+}
+
+KernelStats Kernel::stats() const noexcept {
+  const detail::KernelState& s = *state_;
+  KernelStats k{};
+  std::lock_guard lock(s.control);  // the live list; rings stay alive while we hold it
+  k.live_handles = s.live_count;
+  k.notifications = s.retired_notifications.load(std::memory_order_relaxed);
+  k.delivered = s.retired_delivered.load(std::memory_order_relaxed);
+  k.dropped = s.retired_dropped.load(std::memory_order_relaxed);
+  for (const HandleCore* core = s.live_head; core != nullptr; core = core->live_next) {
+    const HandleStats h = core->stats();
+    k.notifications += h.notifications;
+    k.delivered += h.delivered;
+    k.dropped += h.dropped;
+  }
+  k.rejected = s.rejected.load(std::memory_order_relaxed);
+  k.memory_used = s.budget.used();
+  return k;
+}
+
+}  // namespace herald

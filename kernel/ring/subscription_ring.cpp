@@ -1,0 +1,233 @@
+#include "ring/subscription_ring.hpp"
+
+#include <bit>
+#include <cstring>
+#include <new>
+
+#include "wait/futex.hpp"
+
+namespace herald::detail {
+namespace {
+
+// The side cell is held for a handful of stores; a contender that still finds it held after this
+// many pauses (about a microsecond) gives up instead of waiting on a preempted thread.
+constexpr unsigned kSideSpins = 64;
+
+}  // namespace
+
+SubscriptionRing::SubscriptionRing(std::uint32_t capacity, Overflow overflow) noexcept
+    : capacity_(capacity),
+      mask_(capacity - 1),
+      shift_(static_cast<std::uint32_t>(std::countr_zero(capacity))),
+      overflow_(overflow) {}
+
+std::size_t SubscriptionRing::footprint(std::uint32_t capacity) noexcept {
+  return sizeof(SubscriptionRing) + std::size_t{capacity} * sizeof(Slot);
+}
+
+SubscriptionRing* SubscriptionRing::create(MemoryBudget& budget, std::uint32_t capacity,
+                                           Overflow overflow, std::string_view hint) noexcept {
+  static_assert(sizeof(SubscriptionRing) % alignof(Slot) == 0);
+  void* block = budget.allocate(footprint(capacity) + hint.size(), kCacheLine);
+  if (block == nullptr) return nullptr;
+  auto* ring = ::new (block) SubscriptionRing(capacity, overflow);
+  Slot* slots = ring->slots();
+  for (std::uint32_t i = 0; i < capacity; ++i) {
+    ::new (&slots[i]) Slot{};  // turn 0: free for lap 0; published by subscribe()'s list store
+  }
+  if (!hint.empty()) {
+    ring->hint_ = reinterpret_cast<char*>(slots + capacity);
+    std::memcpy(ring->hint_, hint.data(), hint.size());
+    ring->hint_len_ = hint.size();
+  }
+  return ring;
+}
+
+void SubscriptionRing::destroy(MemoryBudget& budget, SubscriptionRing* ring) noexcept {
+  if (ring == nullptr) return;
+  const std::size_t bytes = footprint(ring->capacity_) + ring->hint_len_;
+  ring->~SubscriptionRing();
+  budget.deallocate(ring, bytes);
+}
+
+bool SubscriptionRing::push_single(Notification n) noexcept {
+  // acquire: pairs with the release in keep_aside(); only routes, reads no side data.
+  if (overflow_ == Overflow::keep_latest && side_full_.load(std::memory_order_acquire) != 0)
+    return keep_aside(n);
+  const std::uint64_t t = tail_.load(std::memory_order_relaxed);  // only this producer writes it
+  Slot& slot = slots()[t & mask_];
+  // (1) acquire: pairs with (4) in try_pop, so the consumer's read of the old item is done.
+  if (slot.turn.load(std::memory_order_acquire) != free_turn(t)) {
+    if (overflow_ == Overflow::keep_latest) return keep_aside(n);
+    // One producer: a plain increment is enough; readers take snapshots.
+    dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return false;
+  }
+  slot.seq = n.seq;
+  slot.arg = n.arg;
+  slot.turn.store(free_turn(t) + 1, std::memory_order_release);  // (2) publishes; pairs with (3)
+  tail_.store(t + 1, std::memory_order_relaxed);                 // for size() snapshots only
+  return true;
+}
+
+bool SubscriptionRing::push_multi(Notification n) noexcept {
+  if (overflow_ == Overflow::keep_latest && side_full_.load(std::memory_order_acquire) != 0)
+    return keep_aside(n);
+  std::uint64_t t = tail_.load(std::memory_order_relaxed);
+  for (;;) {
+    Slot& slot = slots()[t & mask_];
+    // (1) acquire: as in push_single.
+    const std::uint64_t turn = slot.turn.load(std::memory_order_acquire);
+    const auto lag = static_cast<std::int64_t>(turn - free_turn(t));
+    if (lag == 0) {
+      // relaxed: the CAS only makes the claim of position t unique; the item is published by (2)
+      // and the slot was freed for us by (4), which (1) acquired.
+      if (tail_.compare_exchange_weak(t, t + 1, std::memory_order_relaxed)) {
+        slot.seq = n.seq;
+        slot.arg = n.arg;
+        slot.turn.store(free_turn(t) + 1, std::memory_order_release);  // (2)
+        return true;
+      }
+    } else if (lag < 0) {
+      // The slot still holds the previous lap's item: full.
+      if (overflow_ == Overflow::keep_latest) return keep_aside(n);
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    } else {
+      t = tail_.load(std::memory_order_relaxed);  // another producer claimed t
+    }
+  }
+}
+
+bool SubscriptionRing::keep_aside(Notification n) noexcept {
+  for (unsigned i = 0; i < kSideSpins; ++i) {
+    std::uint32_t expected = 0;
+    // acquire/release: side_lock_ orders the side fields between holders.
+    if (side_lock_.compare_exchange_weak(expected, 1, std::memory_order_acquire,
+                                         std::memory_order_relaxed)) {
+      if (side_full_.load(std::memory_order_relaxed) != 0) {
+        dropped_.fetch_add(1, std::memory_order_relaxed);  // the one aside is displaced
+      } else {
+        kept_.fetch_add(1, std::memory_order_relaxed);
+        // release: pairs with the acquire loads that route pushes and wake the consumer.
+        side_full_.store(1, std::memory_order_release);
+      }
+      side_seq_ = n.seq;
+      side_arg_ = n.arg;
+      side_lock_.store(0, std::memory_order_release);
+      return true;
+    }
+    cpu_relax();
+  }
+  // Another holder kept the cell for the whole spin (preempted): fold this one into the count
+  // rather than wait on it.
+  dropped_.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+SubscriptionRing::Aside SubscriptionRing::take_aside(std::uint64_t h, Notification& out) noexcept {
+  if (side_full_.load(std::memory_order_acquire) == 0) return Aside::none;
+  for (unsigned i = 0; i < kSideSpins; ++i) {
+    std::uint32_t expected = 0;
+    if (side_lock_.compare_exchange_weak(expected, 1, std::memory_order_acquire,
+                                         std::memory_order_relaxed)) {
+      // The kept item may go only when the ring is truly empty. A notifier's claim of a ring
+      // position happens-before its later keep_aside() (program order, then this lock), so a
+      // claim made before the item was kept shows here as tail_ != h: that older item goes first,
+      // now if it is written, or at a later pop if its notifier is still writing it.
+      if (tail_.load(std::memory_order_relaxed) != h) {
+        const bool ready =
+            slots()[h & mask_].turn.load(std::memory_order_acquire) == free_turn(h) + 1;
+        side_lock_.store(0, std::memory_order_release);
+        return ready ? Aside::ring_first : Aside::none;
+      }
+      const bool got = side_full_.load(std::memory_order_relaxed) != 0;
+      if (got) {
+        out = Notification{side_seq_, side_arg_};
+        side_full_.store(0, std::memory_order_relaxed);
+        side_taken_.store(side_taken_.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+      }
+      side_lock_.store(0, std::memory_order_release);
+      return got ? Aside::taken : Aside::none;
+    }
+    cpu_relax();
+  }
+  return Aside::none;  // a producer is replacing it right now; the next pop takes it
+}
+
+bool SubscriptionRing::try_pop(Notification& out) noexcept {
+  const std::uint64_t h = head_.load(std::memory_order_relaxed);  // only the consumer writes it
+  Slot& slot = slots()[h & mask_];
+  for (;;) {
+    // (3) acquire: pairs with (2); the item and everything written before notify() are visible.
+    if (slot.turn.load(std::memory_order_acquire) == free_turn(h) + 1) {
+      out = Notification{slot.seq, slot.arg};
+      slot.turn.store(free_turn(h) + 2, std::memory_order_release);  // (4) frees it; pairs with (1)
+      head_.store(h + 1, std::memory_order_relaxed);                 // for size() snapshots only
+      return true;
+    }
+    if (overflow_ != Overflow::keep_latest) return false;
+    const Aside aside = take_aside(h, out);
+    if (aside != Aside::ring_first) return aside == Aside::taken;
+  }
+}
+
+std::size_t SubscriptionRing::pop_batch(std::span<Notification> out) noexcept {
+  std::size_t n = 0;
+  std::uint64_t h = head_.load(std::memory_order_relaxed);
+  while (n < out.size()) {
+    Slot& slot = slots()[h & mask_];
+    if (slot.turn.load(std::memory_order_acquire) == free_turn(h) + 1) {  // (3)
+      out[n++] = Notification{slot.seq, slot.arg};
+      slot.turn.store(free_turn(h) + 2, std::memory_order_release);  // (4)
+      ++h;
+      continue;
+    }
+    if (overflow_ != Overflow::keep_latest) break;
+    const Aside aside = take_aside(h, out[n]);
+    if (aside == Aside::ring_first) continue;
+    if (aside == Aside::taken) ++n;
+    break;  // the kept item is the newest: nothing follows it
+  }
+  head_.store(h, std::memory_order_relaxed);
+  return n;
+}
+
+bool SubscriptionRing::has_pending() const noexcept {
+  const std::uint64_t h = head_.load(std::memory_order_relaxed);
+  const Slot& slot = reinterpret_cast<const Slot*>(this + 1)[h & mask_];
+  if (slot.turn.load(std::memory_order_acquire) == free_turn(h) + 1) return true;
+  // The kept item counts only once no ring position is claimed ahead of it (see take_aside).
+  return side_full_.load(std::memory_order_acquire) != 0 &&
+         tail_.load(std::memory_order_relaxed) == h;
+}
+
+std::uint32_t SubscriptionRing::consumer_park() noexcept {
+  consumer_parked_.store(1, std::memory_order_relaxed);
+  // seq_cst fence: Dekker with the notifier's fence between its push and its parked check: either
+  // the notifier sees 1 and wakes us, or our recheck after this fence sees its item.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return 1;
+}
+
+void SubscriptionRing::wake_consumer() noexcept {
+  // relaxed: the futex word carries no data; the item was published by (2).
+  if (consumer_parked_.exchange(0, std::memory_order_relaxed) != 0)
+    futex_wake_all(&consumer_parked_);
+}
+
+void SubscriptionRing::close() noexcept {
+  closed_.store(1, std::memory_order_release);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // Dekker with consumer_park(), as a push
+  wake_consumer();
+}
+
+std::size_t SubscriptionRing::size() const noexcept {
+  const std::uint64_t taken = head_.load(std::memory_order_relaxed);
+  const std::uint64_t put = tail_.load(std::memory_order_relaxed);
+  const std::size_t ring = put > taken ? static_cast<std::size_t>(put - taken) : 0;
+  return ring + side_full_.load(std::memory_order_relaxed);
+}
+
+}  // namespace herald::detail

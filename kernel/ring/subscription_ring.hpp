@@ -1,0 +1,151 @@
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "config.hpp"
+#include "herald/options.hpp"
+#include "memory/memory_budget.hpp"
+
+namespace herald::detail {
+
+struct WaitNode;
+
+/// The bounded channel behind one Subscription: notifiers push, the subscription's one consumer
+/// pops.
+///
+/// Producers: notify() on the handle, inside an epoch read section. With Producers::single the
+/// push is wait-free and uses plain stores (push_single); otherwise producers claim slots with a
+/// CAS on the tail (push_multi). Consumer: the Subscription's owner, one thread at a time.
+///
+/// Slots carry a turn number (Vyukov, with rigtorp's lap encoding so that capacity 1 works): the
+/// slot of position p, in lap L = p / capacity, is free for the producer at p when turn == 2L and
+/// holds its item when turn == 2L + 1; the consumer frees it for the next lap with 2L + 2. Neither
+/// side reads the other's index on the fast path; the indices exist for size() and for claims.
+///
+/// Overflow::keep_latest keeps one item aside when the ring is full. While an item is aside every
+/// new one replaces it (counted as dropped), and the consumer takes it only once no ring position
+/// is claimed ahead of it; together these keep each notifier's items in FIFO order.
+///
+/// Counting (API.md §2), exact at every quiescent point:
+///   observed = tail + kept + dropped;  received = head + side_taken;
+///   size = (tail - head) + side_full;  so received + size + dropped == observed.
+///
+/// Memory ordering: a push writes the item, then stores turn (release); a pop loads turn (acquire)
+/// before reading the item, so it sees everything the notifier wrote before notify(). A pop frees
+/// the slot with a release store of turn, paired with the producer's acquire load of turn, so the
+/// consumer's read of the old item happens-before its overwrite.
+///
+/// Lifetime: created by subscribe(); referenced by the kernel (while the handle's subscriber list
+/// holds it) and by the Subscription; freed by whichever releases last, under the control mutex.
+class SubscriptionRing {
+ public:
+  struct Slot {
+    std::atomic<std::uint64_t> turn;
+    std::uint64_t seq;
+    std::int64_t arg;
+  };
+
+  /// A ring of `capacity` (a power of two) slots in one budgeted block; nullptr when refused.
+  static SubscriptionRing* create(MemoryBudget& budget, std::uint32_t capacity, Overflow overflow,
+                                  std::string_view hint) noexcept;
+  static void destroy(MemoryBudget& budget, SubscriptionRing* ring) noexcept;
+  static std::size_t footprint(std::uint32_t capacity) noexcept;
+
+  // ---- producer side (notify, inside a read section) ----
+
+  /// Returns true if the item was buffered (or kept aside), false if it was dropped. Either way it
+  /// is counted.
+  bool push_single(Notification n) noexcept;
+  bool push_multi(Notification n) noexcept;
+  /// Wakes the consumer if it parked in recv_blocking(). Call after a seq_cst fence that follows
+  /// the push (the Dekker pair of consumer_park()).
+  void wake_consumer_if_parked() noexcept {
+    // relaxed: ordered after the push by the caller's seq_cst fence.
+    if (consumer_parked_.load(std::memory_order_relaxed) != 0) wake_consumer();
+  }
+  void wake_consumer() noexcept;
+
+  // ---- consumer side (the Subscription's owner) ----
+
+  bool try_pop(Notification& out) noexcept;
+  std::size_t pop_batch(std::span<Notification> out) noexcept;
+  /// True when a pop would find something now (or a producer is finishing a claimed slot).
+  bool has_pending() const noexcept;
+
+  /// Announces the consumer is about to sleep on `park_word()`; returns the value to sleep on.
+  /// The caller must recheck has_pending()/closed() after this and before sleeping.
+  std::uint32_t consumer_park() noexcept;
+  void consumer_unpark() noexcept { consumer_parked_.store(0, std::memory_order_relaxed); }
+  const std::atomic<std::uint32_t>& park_word() const noexcept { return consumer_parked_; }
+
+  // ---- closing (control plane) ----
+
+  /// After the handle is unregistered and no notifier can reach this ring any more.
+  void close() noexcept;
+  /// acquire: pairs with close(); once true, every push that will ever happen is visible.
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire) != 0; }
+
+  // ---- observers (snapshots while producers run) ----
+
+  std::size_t size() const noexcept;
+  std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
+  /// Items buffered for the consumer over the ring's life (received, buffered now, or pending).
+  std::uint64_t delivered() const noexcept {
+    return tail_.load(std::memory_order_relaxed) + kept_.load(std::memory_order_relaxed);
+  }
+  std::uint32_t capacity() const noexcept { return capacity_; }
+  Overflow overflow() const noexcept { return overflow_; }
+  std::string_view hint() const noexcept { return {hint_, hint_len_}; }
+
+  // ---- ownership (control plane, under the kernel's control mutex) ----
+  bool kernel_ref = true;
+  bool consumer_ref = true;
+  /// The coroutine receiver parked on this ring, if any (see coroutine waits).
+  std::atomic<WaitNode*> receiver{nullptr};
+
+ private:
+  SubscriptionRing(std::uint32_t capacity, Overflow overflow) noexcept;
+  enum class Aside : std::uint8_t { none, taken, ring_first };
+  bool keep_aside(Notification n) noexcept;
+  /// The consumer's take of the kept item, which waits behind every claimed ring position:
+  /// ring_first when the ring head (position h) has filled meanwhile and must be popped first,
+  /// none while a notifier is still writing an older item.
+  Aside take_aside(std::uint64_t h, Notification& out) noexcept;
+  Slot* slots() noexcept { return reinterpret_cast<Slot*>(this + 1); }
+  /// The turn value that marks position p's slot free for p's lap.
+  std::uint64_t free_turn(std::uint64_t p) const noexcept { return (p >> shift_) << 1; }
+
+  // Producer line: claimed by every push; parked flag read by every notify.
+  alignas(kCacheLine) std::atomic<std::uint64_t> tail_{0};
+  std::atomic<std::uint32_t> consumer_parked_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+
+  // Consumer line.
+  alignas(kCacheLine) std::atomic<std::uint64_t> head_{0};
+
+  // The kept-aside item (keep_latest only): written under side_lock_.
+  alignas(kCacheLine) std::atomic<std::uint32_t> side_lock_{0};
+  std::atomic<std::uint32_t> side_full_{0};
+  std::atomic<std::uint64_t> kept_{0};
+  std::atomic<std::uint64_t> side_taken_{0};  // written by the consumer only
+  std::uint64_t side_seq_ = 0;
+  std::int64_t side_arg_ = 0;
+
+  // Cold, immutable after construction (closed_ set once).
+  alignas(kCacheLine) std::atomic<std::uint32_t> closed_{0};
+  const std::uint32_t capacity_;
+  const std::uint64_t mask_;
+  const std::uint32_t shift_;  // log2(capacity)
+  const Overflow overflow_;
+  char* hint_ = nullptr;
+  std::size_t hint_len_ = 0;
+
+ public:
+  /// Kernel-private link for the handle's subscriber bookkeeping.
+  std::uint64_t id = 0;
+};
+
+}  // namespace herald::detail

@@ -1,0 +1,101 @@
+// Kernel::wait_blocking: the lock-free fast path, enlisting a stack node, and parking on a futex.
+
+#include <optional>
+#include <stop_token>
+
+#include "herald/kernel.hpp"
+#include "kernel_state.hpp"
+#include "reclaim/epoch.hpp"
+#include "wait/futex.hpp"
+
+namespace herald {
+namespace {
+
+using detail::HandleCore;
+using detail::ReadGuard;
+using detail::WaitNode;
+
+void complete_blocking(WaitNode* node) noexcept {
+  // release: pairs with the waiter's acquire load; result/error are visible to it. After this
+  // store the node may be gone: only its address is used below.
+  node->state.fetch_or(WaitNode::kDone, std::memory_order_release);
+  detail::futex_wake_all(&node->state);
+}
+
+struct StopWake {
+  WaitNode* node;
+  void operator()() const noexcept {
+    // The waiter sleeps on `state`; changing it makes a sleep that has not begun return at once.
+    node->state.fetch_or(WaitNode::kCancelled, std::memory_order_relaxed);
+    detail::futex_wake_all(&node->state);
+  }
+};
+
+Result<Notification> outcome(const WaitNode& node) noexcept {
+  if (node.error != Errc{}) return node.error;
+  return node.result;
+}
+
+}  // namespace
+
+Result<Notification> Kernel::wait_blocking(Handle h, Ticket after, WaitOptions options) noexcept {
+  if (options.stop != nullptr && options.stop->stop_requested()) return Errc::cancelled;
+  const auto deadline = detail::deadline_after(options.timeout);
+
+  WaitNode node;
+  node.ticket = after.seq;
+  node.on_complete = &complete_blocking;
+  HandleCore* core = nullptr;
+  {
+    ReadGuard guard;
+    core = state_->table.lookup(h);
+    if (core == nullptr) return Errc::unknown_handle;
+    Notification ready{};
+    if (core->latest_after(after.seq, ready)) return ready;  // lock-free fast path
+    switch (core->enlist(node)) {
+      case HandleCore::Enlisted::ready:
+        return node.result;
+      case HandleCore::Enlisted::closed:
+        return Errc::closed;
+      case HandleCore::Enlisted::limit:
+        return Errc::limit_exceeded;
+      case HandleCore::Enlisted::parked:
+        break;
+    }
+  }
+
+  // Parked. `core` stays allocated while the node is linked: unregister completes every linked
+  // node before its grace period, so it is touched below only inside a ReadGuard after checking
+  // the node is not complete.
+  std::optional<std::stop_callback<StopWake>> on_stop;
+  if (options.stop != nullptr) on_stop.emplace(*options.stop, StopWake{&node});
+
+  Errc reason = Errc::timed_out;
+  for (;;) {
+    // acquire: pairs with complete_blocking's release.
+    const std::uint32_t state = node.state.load(std::memory_order_acquire);
+    if ((state & WaitNode::kDone) != 0) return outcome(node);
+    if ((state & WaitNode::kCancelled) != 0) {
+      reason = Errc::cancelled;
+      break;
+    }
+    if (!detail::futex_wait(node.state, state, deadline)) break;  // timed out
+  }
+
+  {
+    ReadGuard guard;
+    // seq_cst: orders this check after the announcement; see WaitNode's lifecycle note.
+    if ((node.state.load(std::memory_order_seq_cst) & WaitNode::kDone) == 0 &&
+        core->withdraw(node)) {
+      return reason;
+    }
+  }
+  // A completer detached the node first and is finishing it (it never blocks): take its result.
+  for (;;) {
+    const std::uint32_t state = node.state.load(std::memory_order_acquire);
+    if ((state & WaitNode::kDone) != 0) return outcome(node);
+    detail::futex_wait(node.state, state, detail::Clock::time_point::max());
+  }
+}
+
+}  // namespace herald

@@ -1,0 +1,77 @@
+// White-box tests of pieces whose edge cases the public API cannot reach in reasonable time.
+#include <doctest/doctest.h>
+
+#include "core/latest_cells.hpp"
+#include "memory/memory_budget.hpp"
+#include "registry/handle_table.hpp"
+#include "ring/subscription_ring.hpp"
+#include "test_support.hpp"
+
+using namespace herald;
+using namespace herald::detail;
+
+TEST_SUITE("internals") {
+  TEST_CASE("a slot whose generation would wrap is retired, never reused") {
+    HandleTable table(2);
+    std::uint32_t index = 0;
+    std::uint32_t generation = 0;
+    REQUIRE(table.reserve(index, generation));
+    CHECK(generation == 1);
+    table.set_next_generation(index, 0xFFFFFFFFu);
+    table.unreserve(index);
+    REQUIRE(table.reserve(index, generation));
+    CHECK(generation == 0xFFFFFFFFu);
+    const std::uint32_t wrapped = index;
+    table.release(wrapped);
+    CHECK(table.retired_slots() == 1);
+    REQUIRE(table.reserve(index, generation));
+    CHECK(index != wrapped);
+    CHECK_FALSE(table.reserve(index, generation));  // the retired slot is gone for good
+  }
+
+  TEST_CASE("latest cells keep the newest complete notification") {
+    LatestCells cells;
+    Notification n{};
+    CHECK_FALSE(cells.latest_after(0, n));
+    for (std::uint64_t s = 1; s <= 10; ++s)
+      REQUIRE(cells.publish_multi(s, static_cast<std::int64_t>(s) * 2));
+    REQUIRE(cells.latest_after(0, n));
+    CHECK(n.seq == 10);
+    CHECK(n.arg == 20);
+    CHECK_FALSE(cells.latest_after(10, n));
+    // An older notifier finishing late never hides a newer one.
+    CHECK(cells.publish_multi(7, 0));
+    REQUIRE(cells.latest_after(0, n));
+    CHECK(n.seq == 10);
+    cells.publish_single(11, 5);
+    REQUIRE(cells.latest_after(10, n));
+    CHECK(n == Notification{11, 5});
+  }
+
+  TEST_CASE("the memory budget refuses what would pass the limit and returns to zero") {
+    MemoryBudget budget(1000);
+    void* a = budget.allocate(600);
+    REQUIRE(a != nullptr);
+    CHECK(budget.allocate(500) == nullptr);
+    void* b = budget.allocate(400, 64);
+    REQUIRE(b != nullptr);
+    CHECK(reinterpret_cast<std::uintptr_t>(b) % 64 == 0);
+    CHECK(budget.used() == 1000);
+    CHECK(budget.allocate(1) == nullptr);
+    budget.deallocate(a, 600);
+    budget.deallocate(b, 400);
+    CHECK(budget.used() == 0);
+    CHECK(budget.allocate(std::size_t(-1)) == nullptr);
+  }
+
+  TEST_CASE("the ring's producer and consumer indices sit on separate cache lines") {
+    MemoryBudget budget(1 << 20);
+    SubscriptionRing* ring = SubscriptionRing::create(budget, 8, Overflow::drop_newest, "x");
+    REQUIRE(ring != nullptr);
+    CHECK(reinterpret_cast<std::uintptr_t>(ring) % kCacheLine == 0);
+    CHECK(sizeof(SubscriptionRing) % kCacheLine == 0);
+    CHECK(ring->hint() == "x");
+    SubscriptionRing::destroy(budget, ring);
+    CHECK(budget.used() == 0);
+  }
+}

@@ -1,0 +1,90 @@
+#include <doctest/doctest.h>
+
+#include <limits>
+#include <vector>
+
+#include "test_support.hpp"
+
+using namespace herald;
+
+TEST_SUITE("limits") {
+  TEST_CASE("registering beyond max_handles gives limit_exceeded until a slot frees") {
+    Kernel k(KernelOptions{.max_handles = 8});
+    std::vector<Handle> hs;
+    for (int i = 0; i < 8; ++i) hs.push_back(k.register_handle().value());
+    CHECK(k.register_handle().error() == Errc::limit_exceeded);
+    REQUIRE(k.unregister_handle(hs[3]));
+    CHECK(k.register_handle());
+    CHECK(k.register_handle().error() == Errc::limit_exceeded);
+  }
+
+  TEST_CASE("a kernel with no handle slots refuses every registration") {
+    Kernel k(KernelOptions{.max_handles = 0});
+    CHECK(k.register_handle().error() == Errc::limit_exceeded);
+    CHECK(k.notify(Handle::from_raw(1ull << 32), 1).error() == Errc::unknown_handle);
+  }
+
+  TEST_CASE("capacity 0 or above max_subscription_capacity is invalid_argument") {
+    Kernel k(KernelOptions{.max_subscription_capacity = 1024});
+    const Handle h = k.register_handle().value();
+    CHECK(k.subscribe(h, {.capacity = 0}).error() == Errc::invalid_argument);
+    CHECK(k.subscribe(h, {.capacity = 1025}).error() == Errc::invalid_argument);
+    CHECK(k.subscribe(h, {.capacity = std::numeric_limits<std::uint32_t>::max()}).error() ==
+          Errc::invalid_argument);
+    CHECK(k.subscribe(h, {.capacity = 1024}));
+    CHECK(k.subscribe(h, {.overflow = static_cast<Overflow>(7)}).error() == Errc::invalid_argument);
+  }
+
+  TEST_CASE("huge capacities are refused by the memory limit, not by a crash") {
+    Kernel k(KernelOptions{.max_subscription_capacity = std::numeric_limits<std::uint32_t>::max(),
+                           .memory_limit = std::size_t{1} << 20});
+    const Handle h = k.register_handle().value();
+    CHECK(k.subscribe(h, {.capacity = 1u << 31}).error() == Errc::out_of_memory);
+    CHECK(k.subscribe(h, {.capacity = (1u << 31) + 1}).error() == Errc::invalid_argument);
+    CHECK(k.subscribe(h, {.capacity = 1024}));
+  }
+
+  TEST_CASE("beyond max_subscribers subscribe gives limit_exceeded") {
+    Kernel k;
+    const Handle h = k.register_handle({.max_subscribers = 3}).value();
+    std::vector<Subscription> subs;
+    for (int i = 0; i < 3; ++i) subs.push_back(k.subscribe(h).value());
+    CHECK(k.subscribe(h).error() == Errc::limit_exceeded);
+    subs.pop_back();
+    CHECK(k.subscribe(h));
+    const Handle none = k.register_handle({.max_subscribers = 0}).value();
+    CHECK(k.subscribe(none).error() == Errc::limit_exceeded);
+  }
+
+  TEST_CASE("a registration flood stops at memory_limit and memory returns to baseline") {
+    Kernel k(KernelOptions{.max_handles = 1 << 16, .memory_limit = 64 * 1024});
+    const std::size_t baseline = k.stats().memory_used;
+    CHECK(baseline == 0);
+    std::vector<Handle> hs;
+    std::vector<Subscription> subs;
+    Errc last{};
+    for (;;) {
+      auto h = k.register_handle({.debug_hint = "flood"});
+      if (!h) {
+        last = h.error();
+        break;
+      }
+      hs.push_back(*h);
+      auto s = k.subscribe(*h, {.capacity = 16});
+      if (!s) {
+        last = s.error();
+        break;
+      }
+      subs.push_back(std::move(s).value());
+    }
+    CHECK(last == Errc::out_of_memory);
+    CHECK(k.stats().memory_used <= 64 * 1024);
+    CHECK(hs.size() > 10);
+    // The kernel carries on: existing handles still work.
+    CHECK(k.notify(hs.front(), 1).value().delivered == 1);
+    subs.clear();
+    for (Handle h : hs) REQUIRE(k.unregister_handle(h));
+    CHECK(k.stats().memory_used == baseline);
+    CHECK(k.register_handle());
+  }
+}
