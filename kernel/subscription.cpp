@@ -1,9 +1,11 @@
 // Subscription: the consumer side of a SubscriptionRing.
 
+#include <cassert>
 #include <optional>
 #include <stop_token>
 #include <utility>
 
+#include "herald/executor.hpp"
 #include "herald/subscription.hpp"
 #include "kernel_state.hpp"
 #include "wait/futex.hpp"
@@ -44,7 +46,20 @@ Subscription& Subscription::operator=(Subscription&& other) noexcept {
 Subscription::~Subscription() { reset(); }
 
 void Subscription::reset() noexcept {
-  if (ring_ != nullptr) kernel_->unsubscribe(handle_, ring_);
+  if (ring_ == nullptr) return;
+  if (detail::CoroWait* r = ring_->parked_receiver) {
+    // A coroutine is suspended in recv(): it resumes with closed and never touches the ring again.
+    assert((r->executor->running_in_this_thread() || current_executor() == nullptr) &&
+           "destroy a Subscription with a suspended receiver on the receiver's executor thread");
+    r->ring_gone = true;
+    r->cleanup();  // its timer and stop callback can no longer reach the ring
+    ring_->parked_receiver = nullptr;
+    if (ring_->receiver.exchange(nullptr, std::memory_order_acq_rel) == r) {
+      r->outcome = Errc::closed;
+      r->finish();
+    }  // else a notifier took it and is posting it; its resumption sees ring_gone
+  }
+  kernel_->unsubscribe(handle_, ring_);
   kernel_ = nullptr;
   handle_ = Handle{};
   ring_ = nullptr;

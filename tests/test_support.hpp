@@ -51,6 +51,18 @@ inline Handle forge(std::mt19937_64& rng, const std::vector<Handle>& live) {
   }
 }
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr int kDeepChain = 2000;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr int kDeepChain = 2000;
+#else
+constexpr int kDeepChain = 100000;
+#endif
+#else
+constexpr int kDeepChain = 100000;
+#endif
+
 constexpr Producers kSingle = Producers::single;
 constexpr Producers kMulti = Producers::multi;
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "herald/awaitables.hpp"
 #include "herald/error.hpp"
 #include "herald/handle.hpp"
 #include "herald/options.hpp"
@@ -57,6 +58,14 @@ class Kernel {
   /// once without a lock when one is already published. The waiter node lives on this stack.
   [[nodiscard]] Result<Notification> wait_blocking(Handle h, Ticket after,
                                                    WaitOptions options = {}) noexcept;
+  /// `co_await wait(h, after, options)` -> Result<Notification>: the coroutine form of
+  /// wait_blocking. Resumes on options.executor or the current executor, never on the notifier's
+  /// thread; the waiter node lives in the awaiter. See WaitAwaitable.
+  WaitAwaitable wait(Handle h, Ticket after, WaitOptions options = {}) noexcept {
+    return WaitAwaitable(state_, h, after, false, options);
+  }
+  /// `co_await wait(h)`: waits for the next notification after observe(h) at the co_await.
+  WaitAwaitable wait(Handle h) noexcept { return WaitAwaitable(state_, h, Ticket{0}, true, {}); }
 
   // ---- observers ----
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <span>
 
+#include "herald/awaitables.hpp"
 #include "herald/error.hpp"
 #include "herald/handle.hpp"
 #include "herald/options.hpp"
@@ -49,6 +50,10 @@ class Subscription {
   /// unregistered and drained (closed), the timeout passes (timed_out), or the stop token fires
   /// (cancelled). An item that arrives as the wait gives up stays buffered for the next receive.
   [[nodiscard]] Result<Notification> recv_blocking(WaitOptions options = {}) noexcept;
+  /// `co_await recv(options)` -> Result<Notification>: the coroutine form of recv_blocking,
+  /// resuming on the waiter's executor. Destroying the Subscription while a coroutine waits here
+  /// (on that coroutine's executor thread) completes the receive with closed. See RecvAwaitable.
+  RecvAwaitable recv(WaitOptions options = {}) noexcept { return RecvAwaitable(ring_, options); }
 
   /// Buffered now (a snapshot while notifiers run).
   std::size_t size() const noexcept;

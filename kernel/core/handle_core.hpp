@@ -7,10 +7,10 @@
 
 #include "config.hpp"
 #include "core/latest_cells.hpp"
+#include "herald/detail/wait_node.hpp"
 #include "herald/options.hpp"
 #include "memory/memory_budget.hpp"
 #include "ring/subscription_ring.hpp"
-#include "wait/wait_node.hpp"
 
 namespace herald::detail {
 

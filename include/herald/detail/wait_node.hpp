@@ -31,6 +31,7 @@ struct WaitNode {
   Errc error{};  // Errc{} (0) = success
   std::atomic<std::uint32_t> state{kWaiting};
   void (*on_complete)(WaitNode*) noexcept = nullptr;
+  void* context = nullptr;  // the owner's object (a coroutine wait)
 };
 
 /// The handle's parked waiters, guarded by the handle's mutex. Intrusive, FIFO.

@@ -1,0 +1,277 @@
+// CoroWait: the state machine behind Kernel::wait and Subscription::recv (see awaitables.hpp).
+
+#include <cassert>
+#include <thread>
+
+#include "herald/awaitables.hpp"
+#include "kernel_state.hpp"
+#include "reclaim/epoch.hpp"
+#include "ring/subscription_ring.hpp"
+#include "wait/futex.hpp"
+
+namespace herald::detail {
+
+CoroWait::CoroWait(KernelState* kernel, Handle handle, Ticket after, bool observe_now,
+                   WaitOptions options) noexcept
+    : kind(Kind::handle),
+      kernel(kernel),
+      handle(handle),
+      after(after),
+      observe_now(observe_now),
+      options(options) {}
+
+CoroWait::CoroWait(SubscriptionRing* ring, WaitOptions options) noexcept
+    : kind(Kind::ring), ring(ring), options(options) {}
+
+bool CoroWait::ready() noexcept {
+  if (options.stop != nullptr && options.stop->stop_requested()) {
+    outcome = Errc::cancelled;
+    return true;
+  }
+  Notification n{};
+  if (kind == Kind::handle) {
+    ReadGuard guard;
+    HandleCore* c = kernel->table.lookup(handle);
+    if (c == nullptr) {
+      outcome = Errc::unknown_handle;
+      return true;
+    }
+    if (observe_now) {
+      after = Ticket{c->observed()};
+      observe_now = false;
+    }
+    if (c->latest_after(after.seq, n)) {
+      outcome = n;
+      return true;
+    }
+  } else {
+    if (ring == nullptr) {
+      outcome = Errc::closed;
+      return true;
+    }
+    if (ring->try_pop(n)) {
+      outcome = n;
+      return true;
+    }
+    if (ring->closed()) {
+      outcome = ring->try_pop(n) ? Result<Notification>(n) : Result<Notification>(Errc::closed);
+      return true;
+    }
+  }
+  executor = options.executor != nullptr ? options.executor : current_executor();
+  if (executor == nullptr) {
+    outcome = Errc::invalid_argument;  // nowhere to resume
+    return true;
+  }
+  if (options.timeout != std::chrono::nanoseconds::max()) {
+    timer_loop = dynamic_cast<EventLoop*>(executor);
+    if (timer_loop == nullptr) {
+      outcome = Errc::invalid_argument;  // timeouts need an EventLoop's timer heap
+      return true;
+    }
+    if (options.timeout.count() <= 0) {
+      outcome = Errc::timed_out;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool CoroWait::rearm_receive() noexcept {
+  // release: pairs with the acq_rel exchange of whoever takes it (notifier, timer, stop).
+  ring->receiver.store(this, std::memory_order_release);
+  ring->consumer_park(SubscriptionRing::kParkedCoroutine);  // seq_cst fence inside
+  if (!ring->has_pending() && !ring->closed()) return true;
+  if (ring->receiver.exchange(nullptr, std::memory_order_acq_rel) == this) {
+    ring->consumer_unpark();
+    return false;  // something is there: take it now
+  }
+  return true;  // a notifier took us back already and is resolving us
+}
+
+bool CoroWait::suspend(std::coroutine_handle<> awaiting) noexcept {
+  continuation = awaiting;
+  work.self = this;
+  work.run = &on_resume;
+  if (kind == Kind::handle) {
+    node.ticket = after.seq;
+    node.on_complete = &on_node_complete;
+    node.context = this;
+    ReadGuard guard;
+    core = kernel->table.lookup(handle);
+    if (core == nullptr) {
+      outcome = Errc::unknown_handle;
+      return false;
+    }
+    switch (core->enlist(node)) {
+      case HandleCore::Enlisted::ready:
+        outcome = node.result;
+        return false;
+      case HandleCore::Enlisted::closed:
+        outcome = Errc::closed;
+        return false;
+      case HandleCore::Enlisted::limit:
+        outcome = Errc::limit_exceeded;
+        return false;
+      case HandleCore::Enlisted::parked:
+        break;
+    }
+  } else {
+    for (;;) {
+      ring->parked_receiver = this;
+      if (rearm_receive()) break;
+      ring->parked_receiver = nullptr;
+      Notification n{};
+      if (ring->try_pop(n)) {
+        outcome = n;
+        return false;
+      }
+      if (ring->closed()) {
+        outcome = ring->try_pop(n) ? Result<Notification>(n) : Result<Notification>(Errc::closed);
+        return false;
+      }
+    }
+  }
+  // The wait is visible to resolvers now; from here on every outcome goes through `phase`.
+  if (timer_loop != nullptr) {
+    timer.context = this;
+    timer.fire = &on_timer;
+    timer.deadline = deadline_after(options.timeout);
+    if (!timer_loop->arm(timer)) {
+      reason.store(Errc::out_of_memory, std::memory_order_relaxed);
+      if (withdraw()) {
+        if (kind == Kind::handle) outcome = Errc::out_of_memory;
+        finish();
+      }
+    }
+  }
+  if (options.stop != nullptr) stop.emplace(*options.stop, StopFn{this});
+  // acq_rel: publishes the setup to a resolver that posts us; acquires a resolver's outcome.
+  const std::uint32_t prev = phase.fetch_or(kSuspended, std::memory_order_acq_rel);
+  if ((prev & kResolved) != 0) {
+    // Resolved while arming (e.g. a notifier, or a stop already requested): nothing was posted;
+    // continue on this thread, as if resumed.
+    phase.fetch_or(kStarted, std::memory_order_relaxed);
+    cleanup();
+    return false;
+  }
+  return true;
+}
+
+void CoroWait::finish() noexcept {
+  // acq_rel: releases the outcome to whoever resumes us; acquires await_suspend's setup.
+  const std::uint32_t prev = phase.fetch_or(kResolved, std::memory_order_acq_rel);
+  if ((prev & kSuspended) != 0) executor->post(work);  // `this` may be gone after this call
+}
+
+bool CoroWait::withdraw() noexcept {
+  if (kind == Kind::ring) {
+    return ring->receiver.exchange(nullptr, std::memory_order_acq_rel) == this;
+  }
+  ReadGuard guard;
+  // seq_cst, after the announcement: if no completer has resolved us yet, unregister has not yet
+  // reached its grace period, so `core` stays allocated while this guard is held.
+  if ((phase.load(std::memory_order_seq_cst) & kResolved) != 0) return false;
+  return core->withdraw(node);
+}
+
+void CoroWait::cleanup() noexcept {
+  if (timer_loop != nullptr) timer_loop->disarm(timer);
+  stop.reset();  // waits for a stop callback running on another thread
+}
+
+void CoroWait::on_node_complete(WaitNode* n) noexcept {
+  auto* self = static_cast<CoroWait*>(n->context);
+  self->outcome =
+      n->error != Errc{} ? Result<Notification>(n->error) : Result<Notification>(n->result);
+  self->finish();
+}
+
+void CoroWait::on_timer(TimerNode* t) noexcept {
+  auto* self = static_cast<CoroWait*>(t->context);
+  self->reason.store(Errc::timed_out, std::memory_order_relaxed);
+  if (self->withdraw()) {
+    if (self->kind == Kind::handle) self->outcome = Errc::timed_out;
+    self->finish();
+  }
+}
+
+void CoroWait::StopFn::operator()() const noexcept {
+  self->reason.store(Errc::cancelled, std::memory_order_relaxed);
+  if (self->withdraw()) {
+    if (self->kind == Kind::handle) self->outcome = Errc::cancelled;
+    self->finish();
+  }
+}
+
+void CoroWait::on_resume(Executor::Work* w) noexcept {
+  CoroWait* self = static_cast<Resume*>(w)->self;
+  std::uint32_t p = self->phase.load(std::memory_order_acquire);
+  do {
+    if ((p & kAbandoned) != 0) {
+      // release: the destructor waiting for this may now free the awaiter.
+      self->phase.fetch_or(kDiscarded, std::memory_order_release);
+      return;
+    }
+  } while (!self->phase.compare_exchange_weak(p, p | kStarted, std::memory_order_acq_rel));
+
+  while (self->kind == Kind::ring && !self->outcome) {
+    // A receive woken to look: take the item, or report why it gave up, or park again.
+    Notification n{};
+    const Errc why = self->reason.load(std::memory_order_relaxed);
+    if (self->ring_gone) {
+      self->outcome = Errc::closed;
+    } else if (self->ring->try_pop(n)) {
+      self->outcome = n;
+    } else if (self->ring->closed()) {
+      self->outcome =
+          self->ring->try_pop(n) ? Result<Notification>(n) : Result<Notification>(Errc::closed);
+    } else if (why != Errc{}) {
+      self->outcome = why;
+    } else {
+      // Woken but nothing to take (the kept item waits behind a notifier still writing): park
+      // again; a later push resolves us once more.
+      self->phase.store(kSuspended, std::memory_order_release);
+      if (self->rearm_receive()) return;
+      self->phase.fetch_or(kResolved | kStarted, std::memory_order_relaxed);
+    }
+  }
+  if (self->kind == Kind::ring && !self->ring_gone) self->ring->parked_receiver = nullptr;
+  self->cleanup();
+  self->continuation.resume();
+}
+
+Result<Notification> CoroWait::resume() noexcept {
+  if (kind == Kind::ring && ring != nullptr && !ring_gone && ring->parked_receiver == this)
+    ring->parked_receiver = nullptr;
+  if (outcome) return *outcome;
+  return Errc::closed;  // unreachable: every path that resumes sets an outcome
+}
+
+CoroWait::~CoroWait() {
+  const std::uint32_t p = phase.load(std::memory_order_acquire);
+  if ((p & kSuspended) == 0 || (p & kStarted) != 0) return;  // never suspended, or resumed
+  // The coroutine is being destroyed while suspended here.
+  if (withdraw()) {
+    cleanup();
+    if (kind == Kind::ring) ring->parked_receiver = nullptr;
+    return;
+  }
+  // A resolver won: it has posted, or is about to post, our resumption. Take it back.
+  cleanup();
+  // acquire: pairs with finish(); the resolver never blocks, so this wait is short.
+  while ((phase.load(std::memory_order_acquire) & kResolved) == 0) std::this_thread::yield();
+  if (kind == Kind::ring && !ring_gone) ring->parked_receiver = nullptr;
+  std::uint32_t q = phase.load(std::memory_order_acquire);
+  while (!phase.compare_exchange_weak(q, q | kAbandoned, std::memory_order_acq_rel)) {
+  }
+  assert((q & kStarted) == 0 && "a coroutine was destroyed while it was being resumed");
+  // On the executor's thread the queued item is removed; elsewhere its run() discards it. The
+  // resolver's post may still be landing, so retry until one of the two happens.
+  while ((phase.load(std::memory_order_acquire) & kDiscarded) == 0) {
+    if (executor->withdraw(work)) return;
+    std::this_thread::yield();
+  }
+}
+
+}  // namespace herald::detail
