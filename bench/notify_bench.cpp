@@ -18,10 +18,10 @@ namespace {
 constexpr std::uint32_t kCapacity = 4096;
 constexpr int kBatch = 64;
 
-void notify_fanout_herald(benchmark::State& state) {
+void notify_fanout_herald(benchmark::State& state, herald::Producers producers) {
   const auto subs_count = static_cast<std::size_t>(state.range(0));
   herald::Kernel kernel;
-  const herald::Handle h = kernel.register_handle({.producers = herald::Producers::single}).value();
+  const herald::Handle h = kernel.register_handle({.producers = producers}).value();
   std::vector<herald::Subscription> subs;
   for (std::size_t i = 0; i < subs_count; ++i)
     subs.push_back(kernel.subscribe(h, {.capacity = kCapacity}).value());
@@ -105,7 +105,12 @@ void notify_cost_boost_spsc(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(notify_fanout_herald)
+BENCHMARK_CAPTURE(notify_fanout_herald, multi, herald::Producers::multi)
+    ->Name("notify_fanout/herald_multi")
+    ->ArgName("subs")
+    ->Arg(1)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(notify_fanout_herald, single, herald::Producers::single)
     ->Name("notify_fanout/herald")
     ->ArgName("subs")
     ->Arg(0)
@@ -122,5 +127,3 @@ BENCHMARK(notify_cost_herald)
     ->Arg(16)
     ->UseRealTime();
 BENCHMARK(notify_cost_boost_spsc)->Name("notify_cost/boost_spsc/subs:1")->UseRealTime();
-
-BENCHMARK_MAIN();

@@ -1,6 +1,5 @@
 #include "ring/subscription_ring.hpp"
 
-#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <new>
@@ -17,37 +16,28 @@ constexpr unsigned kSideSpins = 64;
 
 }  // namespace
 
-SubscriptionRing::SubscriptionRing(std::uint32_t capacity, Producers mode,
-                                   Overflow overflow) noexcept
+SubscriptionRing::SubscriptionRing(std::uint32_t capacity, Overflow overflow) noexcept
     : capacity_(capacity),
       mask_(capacity - 1),
       shift_(static_cast<std::uint32_t>(std::countr_zero(capacity))),
-      mode_(mode),
       overflow_(overflow) {}
 
-std::size_t SubscriptionRing::footprint(std::uint32_t capacity, Producers mode) noexcept {
-  const std::size_t slot = mode == Producers::single ? sizeof(Notification) : sizeof(Slot);
-  return sizeof(SubscriptionRing) + std::size_t{capacity} * slot;
+std::size_t SubscriptionRing::footprint(std::uint32_t capacity) noexcept {
+  return sizeof(SubscriptionRing) + std::size_t{capacity} * sizeof(Slot);
 }
 
 SubscriptionRing* SubscriptionRing::create(MemoryBudget& budget, std::uint32_t capacity,
-                                           Producers mode, Overflow overflow,
-                                           std::string_view hint) noexcept {
+                                           Overflow overflow, std::string_view hint) noexcept {
   static_assert(sizeof(SubscriptionRing) % alignof(Slot) == 0);
-  const std::size_t bytes = footprint(capacity, mode);
-  void* block = budget.allocate(bytes + hint.size(), kCacheLine);
+  void* block = budget.allocate(footprint(capacity) + hint.size(), kCacheLine);
   if (block == nullptr) return nullptr;
-  auto* ring = ::new (block) SubscriptionRing(capacity, mode, overflow);
-  if (mode == Producers::single) {
-    Notification* cells = ring->cells();
-    for (std::uint32_t i = 0; i < capacity; ++i) ::new (&cells[i]) Notification{};
-  } else {
-    Slot* slots = ring->slots();
-    // turn 0: free for lap 0; published to notifiers by subscribe()'s list store.
-    for (std::uint32_t i = 0; i < capacity; ++i) ::new (&slots[i]) Slot{};
+  auto* ring = ::new (block) SubscriptionRing(capacity, overflow);
+  Slot* slots = ring->slots();
+  for (std::uint32_t i = 0; i < capacity; ++i) {
+    ::new (&slots[i]) Slot{};  // turn 0: free for lap 0; published by subscribe()'s list store
   }
   if (!hint.empty()) {
-    ring->hint_ = static_cast<char*>(block) + bytes;
+    ring->hint_ = reinterpret_cast<char*>(slots + capacity);
     std::memcpy(ring->hint_, hint.data(), hint.size());
     ring->hint_len_ = hint.size();
   }
@@ -56,7 +46,7 @@ SubscriptionRing* SubscriptionRing::create(MemoryBudget& budget, std::uint32_t c
 
 void SubscriptionRing::destroy(MemoryBudget& budget, SubscriptionRing* ring) noexcept {
   if (ring == nullptr) return;
-  const std::size_t bytes = footprint(ring->capacity_, ring->mode_) + ring->hint_len_;
+  const std::size_t bytes = footprint(ring->capacity_) + ring->hint_len_;
   ring->~SubscriptionRing();
   budget.deallocate(ring, bytes);
 }
@@ -66,18 +56,18 @@ bool SubscriptionRing::push_single(Notification n) noexcept {
   if (overflow_ == Overflow::keep_latest && side_full_.load(std::memory_order_acquire) != 0)
     return keep_aside(n);
   const std::uint64_t t = tail_.load(std::memory_order_relaxed);  // only this producer writes it
-  if (t - cached_head_ == capacity_) {
-    // (1) acquire: pairs with (4) in pop; the consumer is done reading the slots it released.
-    cached_head_ = head_.load(std::memory_order_acquire);
-    if (t - cached_head_ == capacity_) {
-      if (overflow_ == Overflow::keep_latest) return keep_aside(n);
-      // One producer: a plain increment is enough; readers take snapshots.
-      dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-      return false;
-    }
+  Slot& slot = slots()[t & mask_];
+  // (1) acquire: pairs with (4) in try_pop, so the consumer's read of the old item is done.
+  if (slot.turn.load(std::memory_order_acquire) != free_turn(t)) {
+    if (overflow_ == Overflow::keep_latest) return keep_aside(n);
+    // One producer: a plain increment is enough; readers take snapshots.
+    dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return false;
   }
-  cells()[t & mask_] = n;
-  tail_.store(t + 1, std::memory_order_release);  // (2) publishes the item; pairs with (3)
+  slot.seq = n.seq;
+  slot.arg = n.arg;
+  slot.turn.store(free_turn(t) + 1, std::memory_order_release);  // (2) publishes; pairs with (3)
+  tail_.store(t + 1, std::memory_order_relaxed);                 // for size() snapshots only
   return true;
 }
 
@@ -87,16 +77,16 @@ bool SubscriptionRing::push_multi(Notification n) noexcept {
   std::uint64_t t = tail_.load(std::memory_order_relaxed);
   for (;;) {
     Slot& slot = slots()[t & mask_];
-    // (1m) acquire: pairs with (4m) in pop, so the consumer's read of the old item is done.
+    // (1) acquire: as in push_single.
     const std::uint64_t turn = slot.turn.load(std::memory_order_acquire);
     const auto lag = static_cast<std::int64_t>(turn - free_turn(t));
     if (lag == 0) {
-      // relaxed: the CAS only makes the claim of position t unique; the item is published by
-      // (2m) and the slot was freed for us by (4m), which (1m) acquired.
+      // relaxed: the CAS only makes the claim of position t unique; the item is published by (2)
+      // and the slot was freed for us by (4), which (1) acquired.
       if (tail_.compare_exchange_weak(t, t + 1, std::memory_order_relaxed)) {
         slot.seq = n.seq;
         slot.arg = n.arg;
-        slot.turn.store(free_turn(t) + 1, std::memory_order_release);  // (2m) pairs with (3m)
+        slot.turn.store(free_turn(t) + 1, std::memory_order_release);  // (2)
         return true;
       }
     } else if (lag < 0) {
@@ -147,9 +137,10 @@ SubscriptionRing::Aside SubscriptionRing::take_aside(std::uint64_t h, Notificati
       // claim made before the item was kept shows here as tail_ != h: that older item goes first,
       // now if it is written, or at a later pop if its notifier is still writing it.
       if (tail_.load(std::memory_order_relaxed) != h) {
-        const bool ring_ready = ready(h);
+        const bool ready =
+            slots()[h & mask_].turn.load(std::memory_order_acquire) == free_turn(h) + 1;
         side_lock_.store(0, std::memory_order_release);
-        return ring_ready ? Aside::ring_first : Aside::none;
+        return ready ? Aside::ring_first : Aside::none;
       }
       const bool got = side_full_.load(std::memory_order_relaxed) != 0;
       if (got) {
@@ -166,72 +157,48 @@ SubscriptionRing::Aside SubscriptionRing::take_aside(std::uint64_t h, Notificati
   return Aside::none;  // a producer is replacing it right now; the next pop takes it
 }
 
-bool SubscriptionRing::ready(std::uint64_t h) const noexcept {
-  if (mode_ == Producers::single) return tail_.load(std::memory_order_acquire) != h;   // (3)
-  return slots()[h & mask_].turn.load(std::memory_order_acquire) == free_turn(h) + 1;  // (3m)
-}
-
-bool SubscriptionRing::pop_spsc(Notification& out) noexcept {
-  const std::uint64_t h = head_.load(std::memory_order_relaxed);  // only the consumer writes it
-  if (h == cached_tail_) {
-    cached_tail_ = tail_.load(std::memory_order_acquire);  // (3) pairs with (2)
-    if (h == cached_tail_) return false;
-  }
-  out = cells()[h & mask_];
-  head_.store(h + 1, std::memory_order_release);  // (4) frees the slot; pairs with (1)
-  return true;
-}
-
-bool SubscriptionRing::pop_mpsc(Notification& out) noexcept {
+bool SubscriptionRing::try_pop(Notification& out) noexcept {
   const std::uint64_t h = head_.load(std::memory_order_relaxed);  // only the consumer writes it
   Slot& slot = slots()[h & mask_];
-  // (3m) acquire: pairs with (2m); the item and everything written before notify() are visible.
-  if (slot.turn.load(std::memory_order_acquire) != free_turn(h) + 1) return false;
-  out = Notification{slot.seq, slot.arg};
-  slot.turn.store(free_turn(h) + 2, std::memory_order_release);  // (4m) frees it; pairs with (1m)
-  head_.store(h + 1, std::memory_order_relaxed);                 // for size() snapshots only
-  return true;
-}
-
-bool SubscriptionRing::try_pop(Notification& out) noexcept {
   for (;;) {
-    if (mode_ == Producers::single ? pop_spsc(out) : pop_mpsc(out)) return true;
+    // (3) acquire: pairs with (2); the item and everything written before notify() are visible.
+    if (slot.turn.load(std::memory_order_acquire) == free_turn(h) + 1) {
+      out = Notification{slot.seq, slot.arg};
+      slot.turn.store(free_turn(h) + 2, std::memory_order_release);  // (4) frees it; pairs with (1)
+      head_.store(h + 1, std::memory_order_relaxed);                 // for size() snapshots only
+      return true;
+    }
     if (overflow_ != Overflow::keep_latest) return false;
-    const Aside aside = take_aside(head_.load(std::memory_order_relaxed), out);
+    const Aside aside = take_aside(h, out);
     if (aside != Aside::ring_first) return aside == Aside::taken;
   }
 }
 
 std::size_t SubscriptionRing::pop_batch(std::span<Notification> out) noexcept {
   std::size_t n = 0;
+  std::uint64_t h = head_.load(std::memory_order_relaxed);
   while (n < out.size()) {
-    if (mode_ == Producers::single) {
-      // Copy everything published in one pass: one acquire of tail_, one release of head_.
-      const std::uint64_t h = head_.load(std::memory_order_relaxed);
-      if (h == cached_tail_) cached_tail_ = tail_.load(std::memory_order_acquire);  // (3)
-      const std::uint64_t take = std::min<std::uint64_t>(cached_tail_ - h, out.size() - n);
-      for (std::uint64_t i = 0; i < take; ++i) out[n + i] = cells()[(h + i) & mask_];
-      if (take != 0) {
-        head_.store(h + take, std::memory_order_release);  // (4)
-        n += static_cast<std::size_t>(take);
-        continue;
-      }
-    } else if (pop_mpsc(out[n])) {
-      ++n;
+    Slot& slot = slots()[h & mask_];
+    if (slot.turn.load(std::memory_order_acquire) == free_turn(h) + 1) {  // (3)
+      out[n++] = Notification{slot.seq, slot.arg};
+      slot.turn.store(free_turn(h) + 2, std::memory_order_release);  // (4)
+      ++h;
       continue;
     }
     if (overflow_ != Overflow::keep_latest) break;
-    const Aside aside = take_aside(head_.load(std::memory_order_relaxed), out[n]);
+    const Aside aside = take_aside(h, out[n]);
     if (aside == Aside::ring_first) continue;
     if (aside == Aside::taken) ++n;
     break;  // the kept item is the newest: nothing follows it
   }
+  head_.store(h, std::memory_order_relaxed);
   return n;
 }
 
 bool SubscriptionRing::has_pending() const noexcept {
   const std::uint64_t h = head_.load(std::memory_order_relaxed);
-  if (ready(h)) return true;
+  const Slot& slot = reinterpret_cast<const Slot*>(this + 1)[h & mask_];
+  if (slot.turn.load(std::memory_order_acquire) == free_turn(h) + 1) return true;
   // The kept item counts only once no ring position is claimed ahead of it (see take_aside).
   return side_full_.load(std::memory_order_acquire) != 0 &&
          tail_.load(std::memory_order_relaxed) == h;

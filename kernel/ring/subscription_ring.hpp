@@ -16,17 +16,14 @@ struct CoroWait;
 /// The bounded channel behind one Subscription: notifiers push, the subscription's one consumer
 /// pops.
 ///
-/// Producers: notify() on the handle, inside an epoch read section. Consumer: the Subscription's
-/// owner, one thread at a time. The ring's mode follows the handle's Producers option:
+/// Producers: notify() on the handle, inside an epoch read section. With Producers::single the
+/// push is wait-free and uses plain stores (push_single); otherwise producers claim slots with a
+/// CAS on the tail (push_multi). Consumer: the Subscription's owner, one thread at a time.
 ///
-/// * single (SPSC, rigtorp-style): the producer owns tail_, the consumer owns head_, each keeps a
-///   cached copy of the other's index on its own cache line and rereads the real one only when
-///   the ring looks full (producer) or empty (consumer). Slots are bare 16-byte Notifications and
-///   the consumer never writes a slot line, so the producer's lines do not bounce. Wait-free.
-/// * multi (MPSC, Vyukov): producers claim positions with a CAS on tail_; each slot carries a turn
-///   number with rigtorp's lap encoding (so capacity 1 works): position p, in lap L = p/capacity,
-///   is free for its producer when turn == 2L, holds the item when 2L + 1, and the consumer frees
-///   it for the next lap with 2L + 2.
+/// Slots carry a turn number (Vyukov, with rigtorp's lap encoding so that capacity 1 works): the
+/// slot of position p, in lap L = p / capacity, is free for the producer at p when turn == 2L and
+/// holds its item when turn == 2L + 1; the consumer frees it for the next lap with 2L + 2. Neither
+/// side reads the other's index on the fast path; the indices exist for size() and for claims.
 ///
 /// Overflow::keep_latest keeps one item aside when the ring is full. While an item is aside every
 /// new one replaces it (counted as dropped), and the consumer takes it only once no ring position
@@ -36,34 +33,33 @@ struct CoroWait;
 ///   observed = tail + kept + dropped;  received = head + side_taken;
 ///   size = (tail - head) + side_full;  so received + size + dropped == observed.
 ///
-/// Memory ordering: a push writes the item, then publishes it with a release store (SPSC: tail_;
-/// MPSC: the slot's turn); a pop acquires that store before reading the item, so the consumer
-/// sees everything the notifier wrote before notify(). A pop frees the slot with a release store
-/// (SPSC: head_; MPSC: turn) that the producer acquires before overwriting it.
+/// Memory ordering: a push writes the item, then stores turn (release); a pop loads turn (acquire)
+/// before reading the item, so it sees everything the notifier wrote before notify(). A pop frees
+/// the slot with a release store of turn, paired with the producer's acquire load of turn, so the
+/// consumer's read of the old item happens-before its overwrite.
 ///
 /// Lifetime: created by subscribe(); referenced by the kernel (while the handle's subscriber list
 /// holds it) and by the Subscription; freed by whichever releases last, under the control mutex.
 class SubscriptionRing {
  public:
-  struct Slot {  // MPSC
+  struct Slot {
     std::atomic<std::uint64_t> turn;
     std::uint64_t seq;
     std::int64_t arg;
   };
 
   /// A ring of `capacity` (a power of two) slots in one budgeted block; nullptr when refused.
-  static SubscriptionRing* create(MemoryBudget& budget, std::uint32_t capacity, Producers mode,
-                                  Overflow overflow, std::string_view hint) noexcept;
+  static SubscriptionRing* create(MemoryBudget& budget, std::uint32_t capacity, Overflow overflow,
+                                  std::string_view hint) noexcept;
   static void destroy(MemoryBudget& budget, SubscriptionRing* ring) noexcept;
-  static std::size_t footprint(std::uint32_t capacity, Producers mode) noexcept;
+  static std::size_t footprint(std::uint32_t capacity) noexcept;
 
   // ---- producer side (notify, inside a read section) ----
 
   /// Returns true if the item was buffered (or kept aside), false if it was dropped. Either way it
-  /// is counted. push_single only on a Producers::single ring, push_multi only on a multi ring.
+  /// is counted.
   bool push_single(Notification n) noexcept;
   bool push_multi(Notification n) noexcept;
-  Producers mode() const noexcept { return mode_; }
   /// Wakes the consumer if it parked in recv_blocking(). Call after a seq_cst fence that follows
   /// the push (the Dekker pair of consumer_park()).
   void wake_consumer_if_parked() noexcept {
@@ -115,27 +111,19 @@ class SubscriptionRing {
   CoroWait* parked_receiver = nullptr;
 
  private:
-  SubscriptionRing(std::uint32_t capacity, Producers mode, Overflow overflow) noexcept;
+  SubscriptionRing(std::uint32_t capacity, Overflow overflow) noexcept;
   enum class Aside : std::uint8_t { none, taken, ring_first };
   bool keep_aside(Notification n) noexcept;
   /// The consumer's take of the kept item, which waits behind every claimed ring position:
   /// ring_first when the ring head (position h) has filled meanwhile and must be popped first,
   /// none while a notifier is still writing an older item.
   Aside take_aside(std::uint64_t h, Notification& out) noexcept;
-  bool pop_spsc(Notification& out) noexcept;
-  bool pop_mpsc(Notification& out) noexcept;
-  /// True when the item at position h is published (and may be popped).
-  bool ready(std::uint64_t h) const noexcept;
-
   Slot* slots() noexcept { return reinterpret_cast<Slot*>(this + 1); }
-  const Slot* slots() const noexcept { return reinterpret_cast<const Slot*>(this + 1); }
-  Notification* cells() noexcept { return reinterpret_cast<Notification*>(this + 1); }
   /// The turn value that marks position p's slot free for p's lap.
   std::uint64_t free_turn(std::uint64_t p) const noexcept { return (p >> shift_) << 1; }
 
   // Producer line: claimed by every push; parked flag read by every notify.
   alignas(kCacheLine) std::atomic<std::uint64_t> tail_{0};
-  std::uint64_t cached_head_ = 0;  // SPSC producer only
   std::atomic<std::uint32_t> consumer_parked_{0};
   std::atomic<std::uint64_t> dropped_{0};
 
@@ -147,7 +135,6 @@ class SubscriptionRing {
  private:
   // Consumer line.
   alignas(kCacheLine) std::atomic<std::uint64_t> head_{0};
-  std::uint64_t cached_tail_ = 0;  // SPSC consumer only
 
   // The kept-aside item (keep_latest only): written under side_lock_.
   alignas(kCacheLine) std::atomic<std::uint32_t> side_lock_{0};
@@ -162,7 +149,6 @@ class SubscriptionRing {
   const std::uint32_t capacity_;
   const std::uint64_t mask_;
   const std::uint32_t shift_;  // log2(capacity)
-  const Producers mode_;
   const Overflow overflow_;
   char* hint_ = nullptr;
   std::size_t hint_len_ = 0;

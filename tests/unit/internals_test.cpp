@@ -66,8 +66,7 @@ TEST_SUITE("internals") {
 
   TEST_CASE("the ring's producer and consumer indices sit on separate cache lines") {
     MemoryBudget budget(1 << 20);
-    SubscriptionRing* ring =
-        SubscriptionRing::create(budget, 8, Producers::multi, Overflow::drop_newest, "x");
+    SubscriptionRing* ring = SubscriptionRing::create(budget, 8, Overflow::drop_newest, "x");
     REQUIRE(ring != nullptr);
     CHECK(reinterpret_cast<std::uintptr_t>(ring) % kCacheLine == 0);
     CHECK(sizeof(SubscriptionRing) % kCacheLine == 0);
