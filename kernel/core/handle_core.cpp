@@ -57,12 +57,13 @@ NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
            "two threads notified a Producers::single handle at once");
 #endif
     seq = seq_.load(std::memory_order_relaxed) + 1;  // only this notifier writes seq_
-    // release: observe() readers get a ticket; the data itself is published by the cells/rings.
+    // release: observe() (acquire) then sees every write made before this notify().
     seq_.store(seq, std::memory_order_release);
     latest_.publish_single(seq, arg);
   } else {
-    // relaxed: the counter only numbers notifications; publication is by the cells and rings.
-    seq = seq_.fetch_add(1, std::memory_order_relaxed) + 1;
+    // release: observe() (acquire) then sees every write made before this notify(), which the
+    // observe -> check -> wait pattern relies on (same instruction as relaxed on x86).
+    seq = seq_.fetch_add(1, std::memory_order_release) + 1;
     if (!latest_.publish_multi(seq, arg)) [[unlikely]]
       publish_locked(Notification{seq, arg});
   }
