@@ -6,6 +6,7 @@
 
 #include "herald/kernel.hpp"
 #include "kernel_state.hpp"
+#include "race_point.hpp"
 #include "reclaim/epoch.hpp"
 
 namespace herald {
@@ -62,6 +63,7 @@ void KernelState::unsubscribe(Handle h, SubscriptionRing* ring) noexcept {
       }
     }
     core->set_subscribers(new_list);
+    HERALD_RACE_POINT();  // unpublished, notifiers may still be pushing into it
     synchronize_epoch();  // no notify still pushes into `ring` or reads `old_list`
     core->retire_counts(ring->delivered(), ring->dropped());
     SubscriberList::destroy(budget, old_list);
@@ -99,8 +101,10 @@ Result<void> Kernel::unregister_handle(Handle h) {
   if (core == nullptr) return Errc::unknown_handle;
 
   s.table.unpublish(core->index());  // new lookups fail from here on
-  core->close_waiters();             // parked waiters complete with closed; no new ones enlist
-  detail::synchronize_epoch();       // every notify that found `core` has returned
+  HERALD_RACE_POINT();
+  core->close_waiters();  // parked waiters complete with closed; no new ones enlist
+  HERALD_RACE_POINT();
+  detail::synchronize_epoch();  // every notify that found `core` has returned
 
   SubscriberList* subs = core->subscribers();
   if (subs != nullptr) {
@@ -168,6 +172,7 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
 Result<NotifyReceipt> Kernel::notify(Handle h, std::int64_t arg) noexcept {
   ReadGuard guard;
   HandleCore* core = state_->table.lookup(h);
+  HERALD_RACE_POINT();  // looked up: unregister may start now
   if (core == nullptr) [[unlikely]] {
     state_->rejected.fetch_add(1, std::memory_order_relaxed);
     return Errc::unknown_handle;

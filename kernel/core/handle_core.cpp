@@ -4,6 +4,8 @@
 #include <cstring>
 #include <new>
 
+#include "race_point.hpp"
+
 namespace herald::detail {
 
 std::size_t SubscriberList::footprint(std::uint32_t count) noexcept {
@@ -67,6 +69,7 @@ NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
     if (!latest_.publish_multi(seq, arg)) [[unlikely]]
       publish_locked(Notification{seq, arg});
   }
+  HERALD_RACE_POINT();  // seq taken, latest published, subscriptions not yet pushed
   const Notification n{seq, arg};
   receipt.seq = seq;
 
@@ -83,6 +86,7 @@ NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
     }
   }
 
+  HERALD_RACE_POINT();  // pushed, parked waiters/consumers not yet checked
   // seq_cst fence: the Dekker pair of enlist()'s fence and of SubscriptionRing::consumer_park():
   // either they see what we published above, or we see them parked below.
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -136,6 +140,7 @@ std::uint32_t HandleCore::complete_waiters(Notification n) noexcept {
     }
     waiters_.store(waiter_list_.size(), std::memory_order_relaxed);
   }
+  HERALD_RACE_POINT();    // detached from the list, not yet completed
   complete_chain(chain);  // outside the lock: wakes (futex) and posts (executors) cost syscalls
   return count;
 }
@@ -147,6 +152,7 @@ HandleCore::Enlisted HandleCore::enlist(WaitNode& node) noexcept {
   if (waiter_list_.size() >= options_.max_waiters) return Enlisted::limit;
   waiter_list_.push_back(&node);
   waiters_.store(waiter_list_.size(), std::memory_order_relaxed);
+  HERALD_RACE_POINT();  // linked, not yet rechecked
   // seq_cst fence: Dekker with notify()'s fence. Either notify() sees waiters_ != 0 (and will
   // take the mutex after we release it, finding the node), or we now see its publication.
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -184,6 +190,7 @@ void HandleCore::close_waiters() noexcept {
     }
     waiters_.store(0, std::memory_order_relaxed);
   }
+  HERALD_RACE_POINT();  // closed and detached, not yet completed
   complete_chain(chain);
 }
 

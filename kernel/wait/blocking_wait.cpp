@@ -5,6 +5,7 @@
 
 #include "herald/kernel.hpp"
 #include "kernel_state.hpp"
+#include "race_point.hpp"
 #include "reclaim/epoch.hpp"
 #include "wait/futex.hpp"
 
@@ -82,6 +83,7 @@ Result<Notification> Kernel::wait_blocking(Handle h, Ticket after, WaitOptions o
     if (!detail::futex_wait(node.state, state, deadline)) break;  // timed out
   }
 
+  HERALD_RACE_POINT();  // timed out or cancelled: a notifier may be completing us right now
   {
     ReadGuard guard;
     // seq_cst: orders this check after the announcement; see WaitNode's lifecycle note.

@@ -5,6 +5,7 @@
 
 #include "herald/awaitables.hpp"
 #include "kernel_state.hpp"
+#include "race_point.hpp"
 #include "reclaim/epoch.hpp"
 #include "ring/subscription_ring.hpp"
 #include "wait/futex.hpp"
@@ -132,6 +133,7 @@ bool CoroWait::suspend(std::coroutine_handle<> awaiting) noexcept {
       }
     }
   }
+  HERALD_RACE_POINT();  // visible to resolvers, await_suspend not yet done
   // The wait is visible to resolvers now; from here on every outcome goes through `phase`.
   if (timer_loop != nullptr) {
     timer.context = this;
@@ -161,10 +163,12 @@ bool CoroWait::suspend(std::coroutine_handle<> awaiting) noexcept {
 void CoroWait::finish() noexcept {
   // acq_rel: releases the outcome to whoever resumes us; acquires await_suspend's setup.
   const std::uint32_t prev = phase.fetch_or(kResolved, std::memory_order_acq_rel);
+  HERALD_RACE_POINT();                                 // resolved, not yet posted
   if ((prev & kSuspended) != 0) executor->post(work);  // `this` may be gone after this call
 }
 
 bool CoroWait::withdraw() noexcept {
+  HERALD_RACE_POINT();  // a timeout, stop or destruction racing a completer
   if (kind == Kind::ring) {
     return ring->receiver.exchange(nullptr, std::memory_order_acq_rel) == this;
   }
