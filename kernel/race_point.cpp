@@ -14,7 +14,8 @@ namespace {
 
 std::uint64_t base_seed() {
   static const std::uint64_t seed = [] {
-    const char* env = std::getenv("HERALD_RACE_SEED");
+    // Read once, by the first race point, inside this static's initialisation.
+    const char* env = std::getenv("HERALD_RACE_SEED");  // NOLINT(concurrency-mt-unsafe)
     return env != nullptr ? std::strtoull(env, nullptr, 10) : 1;
   }();
   return seed;

@@ -63,6 +63,7 @@ struct CoroWait {
   bool withdraw() noexcept;       // takes the wait back from the handle or the ring; true if we did
   void cleanup() noexcept;        // disarm the timer, drop the stop callback
   bool rearm_receive() noexcept;  // ring: park again; false if something is there already
+  bool take_from_ring() noexcept;  // ring: an item, or closed once drained; false: keep waiting
   static void on_node_complete(WaitNode* node) noexcept;
   static void on_timer(TimerNode* timer) noexcept;
   static void on_resume(Executor::Work* work) noexcept;

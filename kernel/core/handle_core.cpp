@@ -9,7 +9,9 @@
 namespace herald::detail {
 
 std::size_t SubscriberList::footprint(std::uint32_t count) noexcept {
-  return sizeof(SubscriberList) + sizeof(SubscriptionRing*) * (count == 0 ? 0 : count - 1);
+  // `rings` is declared with one element; the rest follow it in the same block. The element
+  // is a pointer on purpose.  NOLINTNEXTLINE(bugprone-sizeof-expression)
+  return sizeof(SubscriberList) + sizeof(SubscriberList::rings[0]) * (count == 0 ? 0 : count - 1);
 }
 
 SubscriberList* SubscriberList::create(MemoryBudget& budget, std::uint32_t count) noexcept {
@@ -116,8 +118,7 @@ bool HandleCore::latest_after_locked(std::uint64_t after, Notification& out) con
 }
 
 std::uint32_t HandleCore::complete_waiters(Notification n) noexcept {
-  WaitNode* chain = nullptr;
-  WaitNode* chain_tail = nullptr;
+  WaitChain chain;
   std::uint32_t count = 0;
   {
     std::lock_guard lock(mutex_);
@@ -127,21 +128,15 @@ std::uint32_t HandleCore::complete_waiters(Notification n) noexcept {
         waiter_list_.remove(node);
         node->result = n;
         node->error = Errc{};
-        node->next = nullptr;
-        if (chain_tail != nullptr) {
-          chain_tail->next = node;
-        } else {
-          chain = node;
-        }
-        chain_tail = node;
+        chain.append(node);
         ++count;
       }
       node = next;
     }
     waiters_.store(waiter_list_.size(), std::memory_order_relaxed);
   }
-  HERALD_RACE_POINT();    // detached from the list, not yet completed
-  complete_chain(chain);  // outside the lock: wakes (futex) and posts (executors) cost syscalls
+  HERALD_RACE_POINT();  // detached from the list, not yet completed
+  chain.complete();     // outside the lock: wakes (futex) and posts (executors) cost syscalls
   return count;
 }
 
@@ -173,25 +168,19 @@ bool HandleCore::withdraw(WaitNode& node) noexcept {
 }
 
 void HandleCore::close_waiters() noexcept {
-  WaitNode* chain = nullptr;
+  WaitChain chain;
   {
     std::lock_guard lock(mutex_);
     closed_ = true;
-    WaitNode* tail = nullptr;
     while (WaitNode* node = waiter_list_.front()) {
       waiter_list_.remove(node);
       node->error = Errc::closed;
-      if (tail != nullptr) {
-        tail->next = node;
-      } else {
-        chain = node;
-      }
-      tail = node;
+      chain.append(node);
     }
     waiters_.store(0, std::memory_order_relaxed);
   }
   HERALD_RACE_POINT();  // closed and detached, not yet completed
-  complete_chain(chain);
+  chain.complete();
 }
 
 HandleStats HandleCore::stats() const noexcept {

@@ -50,14 +50,7 @@ bool CoroWait::ready() noexcept {
       outcome = Errc::closed;
       return true;
     }
-    if (ring->try_pop(n)) {
-      outcome = n;
-      return true;
-    }
-    if (ring->closed()) {
-      outcome = ring->try_pop(n) ? Result<Notification>(n) : Result<Notification>(Errc::closed);
-      return true;
-    }
+    if (take_from_ring()) return true;
   }
   executor = options.executor != nullptr ? options.executor : current_executor();
   if (executor == nullptr) {
@@ -88,6 +81,18 @@ bool CoroWait::rearm_receive() noexcept {
     return false;  // something is there: take it now
   }
   return true;  // a notifier took us back already and is resolving us
+}
+
+bool CoroWait::take_from_ring() noexcept {
+  Notification n{};
+  if (ring->try_pop(n)) {
+    outcome = n;
+    return true;
+  }
+  if (!ring->closed()) return false;
+  // Closed: every push happened-before `closed` (acquire), so one more look is final.
+  outcome = ring->try_pop(n) ? Result<Notification>(n) : Result<Notification>(Errc::closed);
+  return true;
 }
 
 bool CoroWait::suspend(std::coroutine_handle<> awaiting) noexcept {
@@ -122,15 +127,7 @@ bool CoroWait::suspend(std::coroutine_handle<> awaiting) noexcept {
       ring->parked_receiver = this;
       if (rearm_receive()) break;
       ring->parked_receiver = nullptr;
-      Notification n{};
-      if (ring->try_pop(n)) {
-        outcome = n;
-        return false;
-      }
-      if (ring->closed()) {
-        outcome = ring->try_pop(n) ? Result<Notification>(n) : Result<Notification>(Errc::closed);
-        return false;
-      }
+      if (take_from_ring()) return false;
     }
   }
   HERALD_RACE_POINT();  // visible to resolvers, await_suspend not yet done
@@ -221,15 +218,11 @@ void CoroWait::on_resume(Executor::Work* w) noexcept {
 
   while (self->kind == Kind::ring && !self->outcome) {
     // A receive woken to look: take the item, or report why it gave up, or park again.
-    Notification n{};
     const Errc why = self->reason.load(std::memory_order_relaxed);
     if (self->ring_gone) {
       self->outcome = Errc::closed;
-    } else if (self->ring->try_pop(n)) {
-      self->outcome = n;
-    } else if (self->ring->closed()) {
-      self->outcome =
-          self->ring->try_pop(n) ? Result<Notification>(n) : Result<Notification>(Errc::closed);
+    } else if (self->take_from_ring()) {
+      // outcome set
     } else if (why != Errc{}) {
       self->outcome = why;
     } else {

@@ -73,13 +73,27 @@ class WaiterList {
   std::uint32_t size_ = 0;
 };
 
-/// Completes a detached chain (linked through `next`) built by a completer.
-inline void complete_chain(WaitNode* chain) noexcept {
-  while (chain != nullptr) {
-    WaitNode* next = chain->next;  // read before on_complete: the node may vanish after it
-    chain->on_complete(chain);
-    chain = next;
+/// Nodes a completer has detached (under the handle's mutex), linked through `next`, to be
+/// completed after the mutex is released.
+class WaitChain {
+ public:
+  void append(WaitNode* n) noexcept {
+    n->next = nullptr;
+    (tail_ != nullptr ? tail_->next : head_) = n;
+    tail_ = n;
   }
-}
+  /// Calls every node's on_complete; a node may vanish as soon as its own call returns.
+  void complete() noexcept {
+    for (WaitNode* n = head_; n != nullptr;) {
+      WaitNode* next = n->next;  // read first: `n` may be gone after on_complete
+      n->on_complete(n);
+      n = next;
+    }
+  }
+
+ private:
+  WaitNode* head_ = nullptr;
+  WaitNode* tail_ = nullptr;
+};
 
 }  // namespace herald::detail
