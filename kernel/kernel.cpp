@@ -106,6 +106,8 @@ Result<void> Kernel::unregister_handle(Handle h) {
   HERALD_RACE_POINT();
   detail::synchronize_epoch();  // every notify that found `core` has returned
 
+  // The final counts first: releasing a ring below may free it (a ring whose consumer is gone).
+  const HandleStats final_stats = core->stats();
   SubscriberList* subs = core->subscribers();
   if (subs != nullptr) {
     for (std::uint32_t i = 0; i < subs->count; ++i) {
@@ -115,7 +117,6 @@ Result<void> Kernel::unregister_handle(Handle h) {
       s.release_ring(ring);
     }
   }
-  const HandleStats final_stats = core->stats();
   s.retired_notifications.fetch_add(final_stats.notifications, std::memory_order_relaxed);
   s.retired_delivered.fetch_add(final_stats.delivered, std::memory_order_relaxed);
   s.retired_dropped.fetch_add(final_stats.dropped, std::memory_order_relaxed);

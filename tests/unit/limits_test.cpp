@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "test_support.hpp"
@@ -86,5 +87,37 @@ TEST_SUITE("limits") {
     for (Handle h : hs) REQUIRE(k.unregister_handle(h));
     CHECK(k.stats().memory_used == baseline);
     CHECK(k.register_handle());
+  }
+
+  TEST_CASE("unsubscribing when the smaller list cannot be allocated, then unregistering") {
+    // Found by fuzz_lifecycle: the ring left attached (its consumer gone) was freed before
+    // unregister read its counts.
+    constexpr std::size_t kLimit = 64 * 1024;
+    Kernel k(KernelOptions{.memory_limit = kLimit});
+    const Handle h = k.register_handle().value();
+    Subscription first = k.subscribe(h, {.capacity = 1}).value();
+    Subscription second = k.subscribe(h, {.capacity = 1}).value();
+    for (int i = 0; i < 5; ++i) (void)k.notify(h, i);
+    // What a handle with no hint costs, then a filler that leaves 8 bytes: too few for a list.
+    const std::size_t before = k.stats().memory_used;
+    const Handle probe = k.register_handle().value();
+    const std::size_t core = k.stats().memory_used - before;
+    REQUIRE(k.unregister_handle(probe));
+    const std::size_t remaining = kLimit - k.stats().memory_used;
+    REQUIRE(remaining > core + 8);
+    const std::string hint(remaining - core - 8, 'f');
+    const Handle filler = k.register_handle({.debug_hint = hint}).value();
+    REQUIRE(kLimit - k.stats().memory_used == 8);
+
+    first = Subscription{};  // cannot shrink the list: the ring stays attached, abandoned
+    CHECK(k.stats(h).value().subscriptions == 2);
+    CHECK(k.notify(h, 9).value().delivered + k.notify(h, 9)->dropped == 2);
+    const KernelStats at = k.stats();
+    REQUIRE(k.unregister_handle(h));
+    CHECK(k.stats().delivered + k.stats().dropped == at.delivered + at.dropped);
+    CHECK(second.try_recv().value().arg == 0);
+    second = Subscription{};
+    REQUIRE(k.unregister_handle(filler));
+    CHECK(k.stats().memory_used == 0);
   }
 }
