@@ -2,6 +2,7 @@
 // entry points (notify, observe, stats), which look the handle up inside an epoch read section.
 
 #include <bit>
+#include <cassert>
 #include <mutex>
 
 #include "herald/kernel.hpp"
@@ -47,6 +48,7 @@ void KernelState::unsubscribe(Handle h, SubscriptionRing* ring) noexcept {
   if (ring->kernel_ref) {
     // The handle is live (unregister clears kernel_ref under this mutex before freeing the core).
     HandleCore* core = table.lookup(h);
+    assert(core != nullptr && "a ring the kernel still references belongs to a live handle");
     SubscriberList* old_list = core->subscribers();
     SubscriberList* new_list = nullptr;
     if (old_list->count > 1) {
