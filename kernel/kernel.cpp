@@ -52,10 +52,11 @@ void KernelState::unsubscribe(Handle h, SubscriptionRing* ring) noexcept {
     SubscriberList* old_list = core->subscribers();
     SubscriberList* new_list = nullptr;
     if (old_list->count > 1) {
-      new_list = SubscriberList::create(budget, old_list->count - 1);
+      // Unsubscribing is never refused by memory_limit: the old, larger list is freed below.
+      new_list = SubscriberList::create_shrinking(budget, old_list->count - 1);
       if (new_list == nullptr) {
-        // Cannot allocate the smaller list: keep the ring attached but abandoned by its consumer;
-        // it is freed with the handle. Its pushes keep being counted.
+        // The system allocator itself failed: keep the ring attached but abandoned by its
+        // consumer; it is freed with the handle, and its pushes keep being counted.
         ring->consumer_ref = false;
         return;
       }

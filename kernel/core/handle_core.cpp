@@ -22,6 +22,15 @@ SubscriberList* SubscriberList::create(MemoryBudget& budget, std::uint32_t count
   return list;
 }
 
+SubscriberList* SubscriberList::create_shrinking(MemoryBudget& budget,
+                                                 std::uint32_t count) noexcept {
+  void* p = budget.allocate_shrinking(footprint(count), alignof(SubscriberList));
+  if (p == nullptr) return nullptr;
+  auto* list = ::new (p) SubscriberList{};
+  list->count = count;
+  return list;
+}
+
 void SubscriberList::destroy(MemoryBudget& budget, SubscriberList* list) noexcept {
   if (list != nullptr) budget.deallocate(list, footprint(list->count));
 }

@@ -21,6 +21,8 @@ struct SubscriberList {
   SubscriptionRing* rings[1];  // really `count` entries
 
   static SubscriberList* create(MemoryBudget& budget, std::uint32_t count) noexcept;
+  /// A list one shorter than one being replaced: never refused by the memory limit.
+  static SubscriberList* create_shrinking(MemoryBudget& budget, std::uint32_t count) noexcept;
   static void destroy(MemoryBudget& budget, SubscriberList* list) noexcept;
   static std::size_t footprint(std::uint32_t count) noexcept;
 };

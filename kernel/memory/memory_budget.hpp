@@ -21,6 +21,11 @@ class MemoryBudget {
   /// `bytes` aligned to `align` (a power of two, at most 4096), or nullptr when over budget or
   /// out of memory.
   void* allocate(std::size_t bytes, std::size_t align = alignof(std::max_align_t)) noexcept;
+  /// For a block that replaces a larger one freed right after (a shrinking copy): not refused by
+  /// the limit, so releasing something never fails for lack of budget. used() may pass the limit
+  /// by this block until the larger one is freed. nullptr only if the system allocator fails.
+  void* allocate_shrinking(std::size_t bytes,
+                           std::size_t align = alignof(std::max_align_t)) noexcept;
   void deallocate(void* p, std::size_t bytes) noexcept;
 
   /// Constructs a T in budgeted memory; nullptr when refused.
