@@ -63,9 +63,6 @@ constexpr int kDeepChain = 100000;
 constexpr int kDeepChain = 100000;
 #endif
 
-constexpr Producers kSingle = Producers::single;
-constexpr Producers kMulti = Producers::multi;
-
 struct SingleProducer {
   static constexpr Producers value = Producers::single;
 };

@@ -104,7 +104,8 @@ class EventLoop final : public Executor {
   std::size_t run_ready() noexcept;
   std::size_t run_timers() noexcept;
   std::chrono::steady_clock::time_point next_deadline() noexcept;
-  void wait_for_work(std::chrono::steady_clock::time_point deadline) noexcept;
+  /// Parks until work is posted or `deadline`; with wake_on_stop, also while stop() is pending.
+  void wait_for_work(std::chrono::steady_clock::time_point deadline, bool wake_on_stop) noexcept;
   void clear_signal() noexcept;
   void heap_remove(std::size_t index) noexcept;
   void heap_up(std::size_t index) noexcept;

@@ -278,13 +278,14 @@ void EventLoop::heap_remove(std::size_t i) noexcept {
 
 // ---- running ----
 
-void EventLoop::wait_for_work(std::chrono::steady_clock::time_point deadline) noexcept {
+void EventLoop::wait_for_work(std::chrono::steady_clock::time_point deadline,
+                              bool wake_on_stop) noexcept {
   clear_signal();
   // Recheck after clearing: a post that landed before the clear is in the queue; one after it
   // writes the eventfd again.
   if (local_head_ != nullptr || tail_->next.load(std::memory_order_acquire) != nullptr ||
       tail_ != head_.load(std::memory_order_acquire) ||
-      stop_requested_.load(std::memory_order_acquire)) {
+      (wake_on_stop && stop_requested_.load(std::memory_order_acquire))) {
     return;
   }
   int timeout_ms = -1;
@@ -304,7 +305,7 @@ void EventLoop::run() {
   // acq_rel: the request is consumed, so one stop() ends one run().
   while (!stop_requested_.exchange(false, std::memory_order_acq_rel)) {
     const std::size_t did = run_ready() + run_timers();
-    if (did == 0) wait_for_work(next_deadline());
+    if (did == 0) wait_for_work(next_deadline(), true);
   }
 }
 
@@ -312,7 +313,8 @@ void EventLoop::run_until(const std::atomic<bool>& done) {
   RunningScope scope(*this, runner_);
   while (!done.load(std::memory_order_acquire)) {
     const std::size_t did = run_ready() + run_timers();
-    if (did == 0 && !done.load(std::memory_order_acquire)) wait_for_work(next_deadline());
+    // A pending stop() is left for the next run(): it must not turn this wait into a spin.
+    if (did == 0 && !done.load(std::memory_order_acquire)) wait_for_work(next_deadline(), false);
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <ctime>
 #include <deque>
 #include <mutex>
 #include <stdexcept>
@@ -164,6 +165,26 @@ TEST_SUITE("event loop and tasks") {
     CHECK(n.load() == 1);
     pfd.revents = 0;
     CHECK(::poll(&pfd, 1, 0) == 0);
+  }
+
+  TEST_CASE("a stop() pending during sync_wait parks, and is left for the next run()") {
+    Kernel k;
+    EventLoop loop;
+    const Handle h = k.register_handle().value();
+    loop.stop();
+    auto waiter = [](Kernel& k, Handle h) -> Task<std::int64_t> {
+      co_return (co_await k.wait(h, Ticket{0})).value().arg;
+    };
+    std::thread notifier([&] {
+      std::this_thread::sleep_for(50ms);
+      (void)k.notify(h, 8);
+    });
+    const auto cpu_before = std::clock();
+    CHECK(sync_wait(loop, waiter(k, h)) == 8);
+    notifier.join();
+    // Parked, not spinning: far less than the 50 ms it waited in CPU time.
+    CHECK(static_cast<double>(std::clock() - cpu_before) / CLOCKS_PER_SEC < 0.03);
+    loop.run();  // the stop request is still pending: returns at once
   }
 
   TEST_CASE("stop() before run() makes the next run() return at once") {
