@@ -155,8 +155,8 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
   const std::uint32_t count = old_list == nullptr ? 0 : old_list->count;
   if (count >= core->options().max_subscribers) return Errc::limit_exceeded;
 
-  SubscriptionRing* ring =
-      SubscriptionRing::create(s.budget, capacity, options.overflow, options.debug_hint);
+  SubscriptionRing* ring = SubscriptionRing::create(s.budget, capacity, options.overflow,
+                                                    core->options().producers, options.debug_hint);
   if (ring == nullptr) return Errc::out_of_memory;
   SubscriberList* new_list = SubscriberList::create(s.budget, count + 1);
   if (new_list == nullptr) {

@@ -17,28 +17,38 @@ constexpr unsigned kSideSpins = 64;
 
 }  // namespace
 
-SubscriptionRing::SubscriptionRing(std::uint32_t capacity, Overflow overflow) noexcept
+SubscriptionRing::SubscriptionRing(std::uint32_t capacity, Overflow overflow,
+                                   Producers producers) noexcept
     : capacity_(capacity),
       mask_(capacity - 1),
       shift_(static_cast<std::uint32_t>(std::countr_zero(capacity))),
-      overflow_(overflow) {}
+      overflow_(overflow),
+      producers_(producers) {}
 
-std::size_t SubscriptionRing::footprint(std::uint32_t capacity) noexcept {
-  return sizeof(SubscriptionRing) + std::size_t{capacity} * sizeof(Slot);
+std::size_t SubscriptionRing::footprint(std::uint32_t capacity, Producers producers) noexcept {
+  const std::size_t slot = producers == Producers::single ? sizeof(SeqSlot) : sizeof(Slot);
+  return sizeof(SubscriptionRing) + std::size_t{capacity} * slot;
 }
 
 SubscriptionRing* SubscriptionRing::create(MemoryBudget& budget, std::uint32_t capacity,
-                                           Overflow overflow, std::string_view hint) noexcept {
+                                           Overflow overflow, Producers producers,
+                                           std::string_view hint) noexcept {
   static_assert(sizeof(SubscriptionRing) % alignof(Slot) == 0);
-  void* block = budget.allocate(footprint(capacity) + hint.size(), kCacheLine);
+  static_assert(sizeof(SubscriptionRing) % alignof(SeqSlot) == 0);
+  const std::size_t bytes = footprint(capacity, producers);
+  void* block = budget.allocate(bytes + hint.size(), kCacheLine);
   if (block == nullptr) return nullptr;
-  auto* ring = ::new (block) SubscriptionRing(capacity, overflow);
-  Slot* slots = ring->slots();
+  auto* ring = ::new (block) SubscriptionRing(capacity, overflow, producers);
+  // Published to notifiers by subscribe()'s list store.
   for (std::uint32_t i = 0; i < capacity; ++i) {
-    ::new (&slots[i]) Slot{};  // turn 0: free for lap 0; published by subscribe()'s list store
+    if (ring->single()) {
+      ::new (&ring->seq_slots()[i]) SeqSlot{};  // seq 0: below every seq, so empty
+    } else {
+      ::new (&ring->slots()[i]) Slot{};  // turn 0: free for lap 0
+    }
   }
   if (!hint.empty()) {
-    ring->hint_ = reinterpret_cast<char*>(slots + capacity);
+    ring->hint_ = static_cast<char*>(block) + bytes;
     std::memcpy(ring->hint_, hint.data(), hint.size());
     ring->hint_len_ = hint.size();
   }
@@ -47,7 +57,7 @@ SubscriptionRing* SubscriptionRing::create(MemoryBudget& budget, std::uint32_t c
 
 void SubscriptionRing::destroy(MemoryBudget& budget, SubscriptionRing* ring) noexcept {
   if (ring == nullptr) return;
-  const std::size_t bytes = footprint(ring->capacity_) + ring->hint_len_;
+  const std::size_t bytes = footprint(ring->capacity_, ring->producers_) + ring->hint_len_;
   ring->~SubscriptionRing();
   budget.deallocate(ring, bytes);
 }
@@ -57,18 +67,23 @@ bool SubscriptionRing::push_single(Notification n) noexcept {
   if (overflow_ == Overflow::keep_latest && side_full_.load(std::memory_order_acquire) != 0)
     return keep_aside(n);
   const std::uint64_t t = tail_.load(std::memory_order_relaxed);  // only this producer writes it
-  Slot& slot = slots()[t & mask_];
-  // (1) acquire: pairs with (4) in try_pop, so the consumer's read of the old item is done.
-  if (slot.turn.load(std::memory_order_acquire) != free_turn(t)) {
-    if (overflow_ == Overflow::keep_latest) return keep_aside(n);
-    // One producer: a plain increment is enough; readers take snapshots.
-    dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    return false;
+  if (t - head_cache_ >= capacity_) {
+    // (1s) acquire: pairs with (4s) in the pops, so the consumer's reads of every slot below
+    // head are done before we overwrite one.
+    head_cache_ = head_.load(std::memory_order_acquire);
+    if (t - head_cache_ >= capacity_) {
+      if (overflow_ == Overflow::keep_latest) return keep_aside(n);
+      // One producer: a plain increment is enough; readers take snapshots.
+      dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      return false;
+    }
   }
-  slot.seq = n.seq;
+  SeqSlot& slot = seq_slots()[t & mask_];
   slot.arg = n.arg;
-  slot.turn.store(free_turn(t) + 1, std::memory_order_release);  // (2) publishes; pairs with (3)
-  tail_.store(t + 1, std::memory_order_relaxed);                 // for size() snapshots only
+  slot.seq.store(n.seq, std::memory_order_release);  // (2s) publishes; pairs with (3s)
+  // relaxed: for size() snapshots, and for take_aside(), which reads it under the side lock
+  // that a later keep_aside() of this producer releases.
+  tail_.store(t + 1, std::memory_order_relaxed);
   return true;
 }
 
@@ -140,8 +155,7 @@ SubscriptionRing::Aside SubscriptionRing::take_aside(std::uint64_t h, Notificati
       // claim made before the item was kept shows here as tail_ != h: that older item goes first,
       // now if it is written, or at a later pop if its notifier is still writing it.
       if (tail_.load(std::memory_order_relaxed) != h) {
-        const bool ready =
-            slots()[h & mask_].turn.load(std::memory_order_acquire) == free_turn(h) + 1;
+        const bool ready = ready_at(h);
         side_lock_.store(0, std::memory_order_release);
         return ready ? Aside::ring_first : Aside::none;
       }
@@ -160,8 +174,32 @@ SubscriptionRing::Aside SubscriptionRing::take_aside(std::uint64_t h, Notificati
   return Aside::none;  // a producer is replacing it right now; the next pop takes it
 }
 
+bool SubscriptionRing::ready_at(std::uint64_t h) const noexcept {
+  if (single()) {
+    // (3s) acquire: pairs with (2s).
+    return seq_slots()[h & mask_].seq.load(std::memory_order_acquire) > last_seq_;
+  }
+  return slots()[h & mask_].turn.load(std::memory_order_acquire) == free_turn(h) + 1;  // (3)
+}
+
 bool SubscriptionRing::try_pop(Notification& out) noexcept {
   const std::uint64_t h = head_.load(std::memory_order_relaxed);  // only the consumer writes it
+  if (single()) {
+    SeqSlot& slot = seq_slots()[h & mask_];
+    for (;;) {
+      // (3s) acquire: pairs with (2s); the item and everything written before notify().
+      const std::uint64_t seq = slot.seq.load(std::memory_order_acquire);
+      if (seq > last_seq_) {
+        out = Notification{seq, slot.arg};
+        last_seq_ = seq;
+        head_.store(h + 1, std::memory_order_release);  // (4s) frees the slot; pairs with (1s)
+        return true;
+      }
+      if (overflow_ != Overflow::keep_latest) return false;
+      const Aside aside = take_aside(h, out);
+      if (aside != Aside::ring_first) return aside == Aside::taken;
+    }
+  }
   Slot& slot = slots()[h & mask_];
   for (;;) {
     // (3) acquire: pairs with (2); the item and everything written before notify() are visible.
@@ -180,6 +218,26 @@ bool SubscriptionRing::try_pop(Notification& out) noexcept {
 std::size_t SubscriptionRing::pop_batch(std::span<Notification> out) noexcept {
   std::size_t n = 0;
   std::uint64_t h = head_.load(std::memory_order_relaxed);
+  if (single()) {
+    const SeqSlot* const slots = seq_slots();
+    while (n < out.size()) {
+      const SeqSlot& slot = slots[h & mask_];
+      const std::uint64_t seq = slot.seq.load(std::memory_order_acquire);  // (3s)
+      if (seq > last_seq_) {
+        out[n++] = Notification{seq, slot.arg};
+        last_seq_ = seq;
+        ++h;
+        continue;
+      }
+      if (overflow_ != Overflow::keep_latest) break;
+      const Aside aside = take_aside(h, out[n]);
+      if (aside == Aside::ring_first) continue;
+      if (aside == Aside::taken) ++n;
+      break;  // the kept item is the newest: nothing follows it
+    }
+    head_.store(h, std::memory_order_release);  // (4s) frees every slot read; pairs with (1s)
+    return n;
+  }
   while (n < out.size()) {
     Slot& slot = slots()[h & mask_];
     if (slot.turn.load(std::memory_order_acquire) == free_turn(h) + 1) {  // (3)
@@ -200,8 +258,7 @@ std::size_t SubscriptionRing::pop_batch(std::span<Notification> out) noexcept {
 
 bool SubscriptionRing::has_pending() const noexcept {
   const std::uint64_t h = head_.load(std::memory_order_relaxed);
-  const Slot& slot = reinterpret_cast<const Slot*>(this + 1)[h & mask_];
-  if (slot.turn.load(std::memory_order_acquire) == free_turn(h) + 1) return true;
+  if (ready_at(h)) return true;
   // The kept item counts only once no ring position is claimed ahead of it (see take_aside).
   return side_full_.load(std::memory_order_acquire) != 0 &&
          tail_.load(std::memory_order_relaxed) == h;

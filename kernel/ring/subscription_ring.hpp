@@ -16,14 +16,19 @@ struct CoroWait;
 /// The bounded channel behind one Subscription: notifiers push, the subscription's one consumer
 /// pops.
 ///
-/// Producers: notify() on the handle, inside an epoch read section. With Producers::single the
-/// push is wait-free and uses plain stores (push_single); otherwise producers claim slots with a
-/// CAS on the tail (push_multi). Consumer: the Subscription's owner, one thread at a time.
+/// Producers: notify() on the handle, inside an epoch read section. The ring takes the handle's
+/// Producers mode and has a slot layout for each:
 ///
-/// Slots carry a turn number (Vyukov, with rigtorp's lap encoding so that capacity 1 works): the
-/// slot of position p, in lap L = p / capacity, is free for the producer at p when turn == 2L and
-/// holds its item when turn == 2L + 1; the consumer frees it for the next lap with 2L + 2. Neither
-/// side reads the other's index on the fast path; the indices exist for size() and for claims.
+/// - Producers::single (push_single): a slot is {seq, arg}. Because one notifier pushes in seq
+///   order, the slot of the consumer's position holds its item exactly when its seq is above the
+///   last seq the consumer popped; the consumer never writes a slot. The producer knows a slot is
+///   free from the consumer's head, which it caches and reloads only when the cache says full.
+///   So in the steady state the consumer writes only its head line and the producer only slots
+///   and its own line: a push costs no read of a line the consumer writes.
+/// - Producers::multi (push_multi): Vyukov per-slot turns with rigtorp's lap encoding (so that
+///   capacity 1 works). The slot of position p, in lap L = p / capacity, is free for the producer
+///   at p when turn == 2L and holds its item when turn == 2L + 1; the consumer frees it for the
+///   next lap with 2L + 2. Producers claim positions with a CAS on the tail.
 ///
 /// Overflow::keep_latest keeps one item aside when the ring is full. While an item is aside every
 /// new one replaces it (counted as dropped), and the consumer takes it only once no ring position
@@ -33,26 +38,33 @@ struct CoroWait;
 ///   observed = tail + kept + dropped;  received = head + side_taken;
 ///   size = (tail - head) + side_full;  so received + size + dropped == observed.
 ///
-/// Memory ordering: a push writes the item, then stores turn (release); a pop loads turn (acquire)
-/// before reading the item, so it sees everything the notifier wrote before notify(). A pop frees
-/// the slot with a release store of turn, paired with the producer's acquire load of turn, so the
+/// Memory ordering: a push writes the item, then publishes it with a release store (the slot's
+/// seq, or its turn); a pop loads that with acquire before reading the item, so it sees
+/// everything the notifier wrote before notify(). A pop frees the slot with a release store (of
+/// head, or of the turn) that the producer acquires before overwriting the slot, so the
 /// consumer's read of the old item happens-before its overwrite.
 ///
 /// Lifetime: created by subscribe(); referenced by the kernel (while the handle's subscriber list
 /// holds it) and by the Subscription; freed by whichever releases last, under the control mutex.
 class SubscriptionRing {
  public:
+  /// Producers::multi: a Vyukov slot.
   struct Slot {
     std::atomic<std::uint64_t> turn;
     std::uint64_t seq;
     std::int64_t arg;
   };
+  /// Producers::single: the item itself; a seq above the consumer's last one marks it full.
+  struct SeqSlot {
+    std::atomic<std::uint64_t> seq;
+    std::int64_t arg;
+  };
 
   /// A ring of `capacity` (a power of two) slots in one budgeted block; nullptr when refused.
   static SubscriptionRing* create(MemoryBudget& budget, std::uint32_t capacity, Overflow overflow,
-                                  std::string_view hint) noexcept;
+                                  Producers producers, std::string_view hint) noexcept;
   static void destroy(MemoryBudget& budget, SubscriptionRing* ring) noexcept;
-  static std::size_t footprint(std::uint32_t capacity) noexcept;
+  static std::size_t footprint(std::uint32_t capacity, Producers producers) noexcept;
 
   // ---- producer side (notify, inside a read section) ----
 
@@ -111,7 +123,9 @@ class SubscriptionRing {
   CoroWait* parked_receiver = nullptr;
 
  private:
-  SubscriptionRing(std::uint32_t capacity, Overflow overflow) noexcept;
+  SubscriptionRing(std::uint32_t capacity, Overflow overflow, Producers producers) noexcept;
+  /// True when the ring position `h` (the consumer's head) holds its item.
+  bool ready_at(std::uint64_t h) const noexcept;
   enum class Aside : std::uint8_t { none, taken, ring_first };
   bool keep_aside(Notification n) noexcept;
   /// The consumer's take of the kept item, which waits behind every claimed ring position:
@@ -119,6 +133,10 @@ class SubscriptionRing {
   /// none while a notifier is still writing an older item.
   Aside take_aside(std::uint64_t h, Notification& out) noexcept;
   Slot* slots() noexcept { return reinterpret_cast<Slot*>(this + 1); }
+  const Slot* slots() const noexcept { return reinterpret_cast<const Slot*>(this + 1); }
+  SeqSlot* seq_slots() noexcept { return reinterpret_cast<SeqSlot*>(this + 1); }
+  const SeqSlot* seq_slots() const noexcept { return reinterpret_cast<const SeqSlot*>(this + 1); }
+  bool single() const noexcept { return producers_ == Producers::single; }
   /// The turn value that marks position p's slot free for p's lap.
   std::uint64_t free_turn(std::uint64_t p) const noexcept { return (p >> shift_) << 1; }
 
@@ -126,6 +144,7 @@ class SubscriptionRing {
   alignas(kCacheLine) std::atomic<std::uint64_t> tail_{0};
   std::atomic<std::uint32_t> consumer_parked_{0};
   std::atomic<std::uint64_t> dropped_{0};
+  std::uint64_t head_cache_ = 0;  // Producers::single: the producer's copy of head_
 
  public:
   /// The parked coroutine receiver as a token: whoever exchanges it out (a notifier that pushed,
@@ -135,6 +154,7 @@ class SubscriptionRing {
  private:
   // Consumer line.
   alignas(kCacheLine) std::atomic<std::uint64_t> head_{0};
+  std::uint64_t last_seq_ = 0;  // Producers::single: the seq of the last ring item popped
 
   // The kept-aside item (keep_latest only): written under side_lock_.
   alignas(kCacheLine) std::atomic<std::uint32_t> side_lock_{0};
@@ -150,6 +170,7 @@ class SubscriptionRing {
   const std::uint64_t mask_;
   const std::uint32_t shift_;  // log2(capacity)
   const Overflow overflow_;
+  const Producers producers_;
   char* hint_ = nullptr;
   std::size_t hint_len_ = 0;
 

@@ -66,12 +66,18 @@ TEST_SUITE("internals") {
 
   TEST_CASE("the ring's producer and consumer indices sit on separate cache lines") {
     MemoryBudget budget(1 << 20);
-    SubscriptionRing* ring = SubscriptionRing::create(budget, 8, Overflow::drop_newest, "x");
-    REQUIRE(ring != nullptr);
-    CHECK(reinterpret_cast<std::uintptr_t>(ring) % kCacheLine == 0);
-    CHECK(sizeof(SubscriptionRing) % kCacheLine == 0);
-    CHECK(ring->hint() == "x");
-    SubscriptionRing::destroy(budget, ring);
-    CHECK(budget.used() == 0);
+    for (const Producers producers : {Producers::single, Producers::multi}) {
+      SubscriptionRing* ring =
+          SubscriptionRing::create(budget, 8, Overflow::drop_newest, producers, "x");
+      REQUIRE(ring != nullptr);
+      CHECK(reinterpret_cast<std::uintptr_t>(ring) % kCacheLine == 0);
+      CHECK(sizeof(SubscriptionRing) % kCacheLine == 0);
+      CHECK(ring->hint() == "x");
+      CHECK(budget.used() == SubscriptionRing::footprint(8, producers) + 1);
+      SubscriptionRing::destroy(budget, ring);
+      CHECK(budget.used() == 0);
+    }
+    // A single-producer slot is the item alone: four to a cache line.
+    CHECK(sizeof(SubscriptionRing::SeqSlot) == 16);
   }
 }
