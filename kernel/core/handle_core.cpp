@@ -37,7 +37,11 @@ void SubscriberList::destroy(MemoryBudget& budget, SubscriberList* list) noexcep
 
 HandleCore::HandleCore(std::uint32_t index, std::uint32_t generation,
                        const HandleOptions& options) noexcept
-    : index_(index), generation_(generation), options_(options) {}
+    : generation_(generation), producers_(options.producers), index_(index), options_(options) {
+  assert(reinterpret_cast<const char*>(&latest_ + 1) - reinterpret_cast<const char*>(&seq_) <=
+             static_cast<std::ptrdiff_t>(kCacheLine) &&
+         "notify()'s fields must share one cache line");
+}
 
 HandleCore* HandleCore::create(MemoryBudget& budget, std::uint32_t index, std::uint32_t generation,
                                const HandleOptions& options) noexcept {
@@ -61,8 +65,7 @@ void HandleCore::destroy(MemoryBudget& budget, HandleCore* core) noexcept {
 }
 
 NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
-  NotifyReceipt receipt{};
-  const bool single = options_.producers == Producers::single;
+  const bool single = producers_ == Producers::single;
   std::uint64_t seq;
   if (single) {
 #ifndef NDEBUG
@@ -82,8 +85,12 @@ NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
   }
   HERALD_RACE_POINT();  // seq taken, latest published, subscriptions not yet pushed
   const Notification n{seq, arg};
-  receipt.seq = seq;
 
+  // The counts stay in registers and the receipt is written once, at the end: a caller reading a
+  // receipt assembled from narrower stores would stall until the store buffer drained, and with
+  // it the stores to ring slots that the consumer's core holds.
+  std::uint32_t delivered = 0;
+  std::uint32_t dropped = 0;
   // seq_cst: a notify that starts after subscribe() returned sees its ring (with the ReadGuard's
   // announcement, the epoch argument of ReadGuard covers the list's lifetime).
   SubscriberList* subs = subs_.load(std::memory_order_seq_cst);
@@ -92,8 +99,8 @@ NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
     SubscriptionRing* const* end = ring + subs->count;
     for (; ring != end; ++ring) {
       const bool stored = single ? (*ring)->push_single(n) : (*ring)->push_multi(n);
-      receipt.delivered += stored ? 1 : 0;
-      receipt.dropped += stored ? 0 : 1;
+      delivered += stored ? 1 : 0;
+      dropped += stored ? 0 : 1;
     }
   }
 
@@ -101,15 +108,16 @@ NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
   // seq_cst fence: the Dekker pair of enlist()'s fence and of SubscriptionRing::consumer_park():
   // either they see what we published above, or we see them parked below.
   std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::uint32_t woken = 0;
   if (waiters_.load(std::memory_order_relaxed) != 0) [[unlikely]]
-    receipt.woken = complete_waiters(n);
+    woken = complete_waiters(n);
   if (subs != nullptr) {
     for (std::uint32_t i = 0; i < subs->count; ++i) subs->rings[i]->wake_consumer_if_parked();
   }
 #ifndef NDEBUG
   if (single) single_notifier_.store(0, std::memory_order_release);
 #endif
-  return receipt;
+  return NotifyReceipt{seq, delivered, dropped, woken};
 }
 
 void HandleCore::publish_locked(Notification n) noexcept {

@@ -95,23 +95,23 @@ class HandleCore {
   [[gnu::noinline]] std::uint32_t complete_waiters(Notification n) noexcept;
   bool latest_after_locked(std::uint64_t after, Notification& out) const noexcept;
 
-  // Immutable after creation.
-  const std::uint32_t index_;
-  const std::uint32_t generation_;
-  HandleOptions options_;
-
-  // Written by every notify.
+  // The hot line: everything notify() reads or writes, so a notify on a handle that is out of
+  // cache misses here once (and once in the table); the constructor asserts it fits.
   alignas(kCacheLine) std::atomic<std::uint64_t> seq_{0};
+  std::atomic<SubscriberList*> subs_{nullptr};  // written by the control plane only
+  std::atomic<std::uint32_t> waiters_{0};       // == waiter_list_.size(), readable without the lock
+  const std::uint32_t generation_;
+  const Producers producers_;
   LatestCells latest_;
+
+  // Cold: immutable after creation, or used by the control plane and stats only.
+  alignas(kCacheLine) const std::uint32_t index_;
+  HandleOptions options_;
+  std::atomic<std::uint64_t> retired_delivered_{0};
+  std::atomic<std::uint64_t> retired_dropped_{0};
 #ifndef NDEBUG
   std::atomic<std::uint32_t> single_notifier_{0};  // Producers::single misuse detector
 #endif
-
-  // Read by every notify, written by the control plane and by enlisting waiters.
-  alignas(kCacheLine) std::atomic<SubscriberList*> subs_{nullptr};
-  std::atomic<std::uint32_t> waiters_{0};  // == waiter_list_.size(), readable without the lock
-  std::atomic<std::uint64_t> retired_delivered_{0};
-  std::atomic<std::uint64_t> retired_dropped_{0};
 
   // The slow path.
   alignas(kCacheLine) mutable std::mutex mutex_;
