@@ -9,6 +9,7 @@
 #include "herald/subscription.hpp"
 #include "kernel_state.hpp"
 #include "wait/futex.hpp"
+#include "wait/spin.hpp"
 
 namespace herald {
 namespace {
@@ -85,6 +86,15 @@ Result<Notification> Subscription::recv_blocking(WaitOptions options) noexcept {
   Notification n;
   if (ring_->try_pop(n)) return n;
   const auto deadline = detail::deadline_after(options.timeout);
+  if (options.timeout > std::chrono::nanoseconds::zero() &&
+      detail::spin_before_park([&] { return ring_->try_pop(n); },
+                               [&] {
+                                 return ring_->closed() ||
+                                        (options.stop != nullptr && options.stop->stop_requested());
+                               },
+                               deadline)) {
+    return n;
+  }
   std::atomic<bool> stopped{false};
   std::optional<std::stop_callback<StopUnpark>> on_stop;
   if (options.stop != nullptr) on_stop.emplace(*options.stop, StopUnpark{ring_, &stopped});

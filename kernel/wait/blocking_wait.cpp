@@ -8,6 +8,7 @@
 #include "race_point.hpp"
 #include "reclaim/epoch.hpp"
 #include "wait/futex.hpp"
+#include "wait/spin.hpp"
 
 namespace herald {
 namespace {
@@ -53,6 +54,26 @@ Result<Notification> Kernel::wait_blocking(Handle h, Ticket after, WaitOptions o
     if (core == nullptr) return Errc::unknown_handle;
     Notification ready{};
     if (core->latest_after(after.seq, ready)) return ready;  // lock-free fast path
+  }
+  if (options.timeout > std::chrono::nanoseconds::zero()) {
+    // Spin before parking. Each poll is its own read section, so the spin never holds back
+    // reclamation for longer than one poll; a handle unregistered meanwhile is reported below.
+    Notification ready{};
+    const bool got = detail::spin_before_park(
+        [&] {
+          ReadGuard guard;
+          HandleCore* c = state_->table.lookup(h);
+          return c != nullptr && c->latest_after(after.seq, ready);
+        },
+        [&] { return options.stop != nullptr && options.stop->stop_requested(); }, deadline);
+    if (got) return ready;
+  }
+  {
+    ReadGuard guard;
+    core = state_->table.lookup(h);
+    if (core == nullptr) return Errc::unknown_handle;
+    Notification ready{};
+    if (core->latest_after(after.seq, ready)) return ready;
     switch (core->enlist(node)) {
       case HandleCore::Enlisted::ready:
         return node.result;
