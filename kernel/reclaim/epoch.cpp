@@ -17,6 +17,9 @@ struct RecordBlock {
 
 // The first 256 threads never allocate; later ones share blocks allocated once and never freed.
 RecordBlock g_first_block;
+// One past the highest record of g_first_block ever claimed: synchronize_epoch() scans only
+// those, so a process with a few threads pays for a few records, not 256.
+std::atomic<std::size_t> g_first_block_used{0};
 
 struct RecordReleaser {
   ~RecordReleaser() {
@@ -30,11 +33,25 @@ struct RecordReleaser {
 };
 
 EpochRecord* try_claim(RecordBlock& block) noexcept {
-  for (EpochRecord& r : block.records) {
+  for (std::size_t i = 0; i < kRecordsPerBlock; ++i) {
+    EpochRecord& r = block.records[i];
     if (r.in_use.load(std::memory_order_relaxed)) continue;
     bool expected = false;
     // acquire: pairs with the release in ~RecordReleaser of the previous owner.
-    if (r.in_use.compare_exchange_strong(expected, true, std::memory_order_acquire)) return &r;
+    if (r.in_use.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+      if (&block == &g_first_block) {
+        // seq_cst: precedes, in S, every announcement this thread will make in the record. A
+        // synchronize_epoch() whose scan bound misses this update read it before, in S, so it
+        // also precedes the announcement and the pointer loads after it, which therefore see
+        // the unpublishing store (see ReadGuard).
+        std::size_t used = g_first_block_used.load(std::memory_order_relaxed);
+        while (used < i + 1 &&
+               !g_first_block_used.compare_exchange_weak(used, i + 1, std::memory_order_seq_cst,
+                                                         std::memory_order_relaxed)) {
+        }
+      }
+      return &r;
+    }
   }
   return nullptr;
 }
@@ -72,9 +89,12 @@ void synchronize_epoch() noexcept {
   assert((t_epoch_record == nullptr || t_epoch_record->depth == 0) &&
          "synchronize_epoch inside a read section would wait for itself");
   const std::uint64_t epoch = g_epoch.fetch_add(1, std::memory_order_seq_cst) + 1;
+  const std::size_t first_used = g_first_block_used.load(std::memory_order_seq_cst);
   for (RecordBlock* block = &g_first_block; block != nullptr;
        block = block->next.load(std::memory_order_acquire)) {
-    for (EpochRecord& r : block->records) {
+    const std::size_t scan = block == &g_first_block ? first_used : kRecordsPerBlock;
+    for (std::size_t i = 0; i < scan; ++i) {
+      EpochRecord& r = block->records[i];
       for (unsigned spins = 0;; ++spins) {
         const std::uint64_t s = r.state.load(std::memory_order_seq_cst);
         if (s == 0 || s >= epoch) break;
