@@ -1,0 +1,76 @@
+#pragma once
+
+// Shared by the benchmark families: thread pinning, the common capacity, and the drain loop every
+// consumer thread runs so that peers are driven identically.
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <utility>
+
+namespace herald_bench {
+
+/// Every bounded queue in the suite (herald rings, peers' queues, seed_design deques).
+constexpr std::uint32_t kCapacity = 4096;
+/// Items a draining consumer takes per call.
+constexpr std::size_t kDrainBatch = 256;
+
+/// Pins the calling thread to `cpu` modulo the CPUs available; does nothing if the machine
+/// refuses. Producer and consumer on different CPUs make a cross-core figure repeatable.
+inline void pin_to_cpu(unsigned cpu) {
+  const unsigned n = std::thread::hardware_concurrency();
+  if (n < 2) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu % n, &set);
+  (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+/// Lets the calling thread run on every CPU again (the benchmark thread after a pinned run).
+inline void unpin() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const unsigned n = std::thread::hardware_concurrency();
+  for (unsigned i = 0; i < n && i < CPU_SETSIZE; ++i) CPU_SET(i, &set);
+  (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+/// A consumer thread on CPU 1 that calls `drain()` (returning items taken) until stopped.
+/// When `polite`, it yields after an empty drain (used where more threads than CPUs run).
+/// `drain` is moved into the thread, so state it owns (its buffer) does not share a cache line
+/// with the benchmark thread's stack; the stop flag has a line of its own.
+class Drainer {
+ public:
+  template <class Drain>
+  explicit Drainer(Drain drain, bool polite = false)
+      : thread_([this, drain = std::move(drain), polite]() mutable {
+          if (!polite) pin_to_cpu(1);
+          std::uint64_t got = 0;
+          while (!stop_.load(std::memory_order_relaxed)) {
+            const std::size_t n = drain();
+            got += n;
+            if (polite && n == 0) std::this_thread::yield();
+          }
+          got_ = got;
+        }) {}
+  Drainer(const Drainer&) = delete;
+  Drainer& operator=(const Drainer&) = delete;
+  ~Drainer() { stop(); }
+
+  /// Stops and joins; returns the items drained.
+  std::uint64_t stop() {
+    stop_.store(true, std::memory_order_relaxed);
+    if (thread_.joinable()) thread_.join();
+    return got_;
+  }
+
+ private:
+  alignas(64) std::atomic<bool> stop_{false};
+  alignas(64) std::uint64_t got_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace herald_bench
