@@ -18,6 +18,14 @@ constexpr std::uint32_t kCapacity = 4096;
 /// Items a draining consumer takes per call.
 constexpr std::size_t kDrainBatch = 256;
 
+inline void spin_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
 /// Pins the calling thread to `cpu` modulo the CPUs available; does nothing if the machine
 /// refuses. Producer and consumer on different CPUs make a cross-core figure repeatable.
 inline void pin_to_cpu(unsigned cpu) {
@@ -38,8 +46,9 @@ inline void unpin() {
   (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
-/// A consumer thread on CPU 1 that calls `drain()` (returning items taken) until stopped.
-/// When `polite`, it yields after an empty drain (used where more threads than CPUs run).
+/// A consumer thread on CPU 1 that calls `drain()` (returning items taken) until stopped. After an
+/// empty drain it pauses (a spin-wait hint: on an SMT sibling the producer keeps the core's
+/// resources), or, when `polite`, yields (used where more threads than CPUs run).
 /// `drain` is moved into the thread, so state it owns (its buffer) does not share a cache line
 /// with the benchmark thread's stack; the stop flag has a line of its own.
 class Drainer {
@@ -52,7 +61,13 @@ class Drainer {
           while (!stop_.load(std::memory_order_relaxed)) {
             const std::size_t n = drain();
             got += n;
-            if (polite && n == 0) std::this_thread::yield();
+            if (n == 0) {
+              if (polite) {
+                std::this_thread::yield();
+              } else {
+                spin_pause();
+              }
+            }
           }
           got_ = got;
         }) {}

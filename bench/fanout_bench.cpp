@@ -13,6 +13,7 @@
 #include <array>
 #include <boost/lockfree/spsc_queue.hpp>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -40,11 +41,13 @@ void fanout_herald(benchmark::State& state, herald::Producers producers) {
     subs.push_back(kernel.subscribe(h, {.capacity = kCapacity}).value());
   herald_bench::pin_to_cpu(0);
   {
-    herald_bench::Drainer consumer([&subs, buf = Buffer{}]() mutable {
-      std::size_t n = 0;
-      for (auto& s : subs) n += s.try_recv_batch(buf);
-      return n;
-    });
+    // The consumer gets the subscriptions' address, not the vector on this thread's stack.
+    herald_bench::Drainer consumer(
+        [first = subs.data(), count = subs.size(), buf = Buffer{}]() mutable {
+          std::size_t n = 0;
+          for (std::size_t s = 0; s < count; ++s) n += first[s].try_recv_batch(buf);
+          return n;
+        });
     std::int64_t i = 0;
     for (auto _ : state) benchmark::DoNotOptimize(kernel.notify(h, ++i));
     consumer.stop();
@@ -56,7 +59,10 @@ void fanout_herald(benchmark::State& state, herald::Producers producers) {
 }
 
 void fanout_boost_spsc(benchmark::State& state) {
-  boost::lockfree::spsc_queue<herald::Notification, boost::lockfree::capacity<kCapacity>> queue;
+  using Queue =
+      boost::lockfree::spsc_queue<herald::Notification, boost::lockfree::capacity<kCapacity>>;
+  const auto owned = std::make_unique<Queue>();  // off this thread's stack, as herald's rings are
+  Queue& queue = *owned;
   herald_bench::pin_to_cpu(0);
   std::uint64_t dropped = 0;
   {
@@ -74,7 +80,8 @@ void fanout_boost_spsc(benchmark::State& state) {
 }
 
 void fanout_moodycamel(benchmark::State& state) {
-  moodycamel::ConcurrentQueue<herald::Notification> queue(kCapacity);
+  const auto owned = std::make_unique<moodycamel::ConcurrentQueue<herald::Notification>>(kCapacity);
+  auto& queue = *owned;
   moodycamel::ProducerToken token(queue);
   herald_bench::pin_to_cpu(0);
   std::uint64_t dropped = 0;
@@ -96,8 +103,13 @@ void fanout_moodycamel(benchmark::State& state) {
 }
 
 void fanout_mutex_deque(benchmark::State& state) {
-  std::mutex mutex;
-  std::deque<herald::Notification> queue;
+  struct alignas(64) Shared {
+    std::mutex mutex;
+    std::deque<herald::Notification> queue;
+  };
+  const auto owned = std::make_unique<Shared>();
+  std::mutex& mutex = owned->mutex;
+  std::deque<herald::Notification>& queue = owned->queue;
   herald_bench::pin_to_cpu(0);
   std::uint64_t dropped = 0;
   {
@@ -127,13 +139,14 @@ void fanout_mutex_deque(benchmark::State& state) {
 }
 
 void fanout_seed(benchmark::State& state) {
-  seed::Kernel kernel;
+  const auto owned = std::make_unique<seed::Kernel>();  // its mutex off this thread's stack
+  seed::Kernel& kernel = *owned;
   const seed::Kernel::Id h = kernel.register_handle();
   auto sub = kernel.subscribe(h, kCapacity);
   herald_bench::pin_to_cpu(0);
   {
     herald_bench::Drainer consumer(
-        [&kernel, &sub, buf = std::array<seed::Notification, kDrainBatch>{}]() mutable {
+        [&kernel, sub = sub.get(), buf = std::array<seed::Notification, kDrainBatch>{}]() mutable {
           return kernel.try_recv_batch(*sub, buf);
         });
     std::int64_t i = 0;

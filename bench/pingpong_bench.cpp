@@ -59,8 +59,8 @@ class EchoThread {
 
 void pingpong_futex(benchmark::State& state) {
   constexpr std::uint32_t kStop = std::numeric_limits<std::uint32_t>::max();
-  std::atomic<std::uint32_t> ping{0};
-  std::atomic<std::uint32_t> pong{0};
+  alignas(64) std::atomic<std::uint32_t> ping{0};  // each word on its own cache line
+  alignas(64) std::atomic<std::uint32_t> pong{0};
   EchoThread echo([&] {
     for (std::uint32_t last = 0;;) {
       ping.wait(last, std::memory_order_acquire);
