@@ -171,6 +171,7 @@ class SubscriptionRing {
   const std::uint32_t shift_;  // log2(capacity)
   const Overflow overflow_;
   const Producers producers_;
+  std::uint32_t colour_offset_ = 0;  // where the ring starts in its block (cache colouring)
   char* hint_ = nullptr;
   std::size_t hint_len_ = 0;
 

@@ -1,6 +1,9 @@
 // White-box tests of pieces whose edge cases the public API cannot reach in reasonable time.
 #include <doctest/doctest.h>
 
+#include <set>
+#include <vector>
+
 #include "core/latest_cells.hpp"
 #include "memory/memory_budget.hpp"
 #include "registry/handle_table.hpp"
@@ -79,5 +82,22 @@ TEST_SUITE("internals") {
     }
     // A single-producer slot is the item alone: four to a cache line.
     CHECK(sizeof(SubscriptionRing::SeqSlot) == 16);
+  }
+
+  TEST_CASE("large rings start on different cache colours and give back every byte") {
+    MemoryBudget budget(std::size_t{64} << 20);
+    std::vector<SubscriptionRing*> rings;
+    std::set<std::uintptr_t> colours;  // which L1 set (of 64 per 4 KiB way) each header maps to
+    for (int i = 0; i < 16; ++i) {
+      rings.push_back(
+          SubscriptionRing::create(budget, 4096, Overflow::drop_newest, Producers::single, "h"));
+      REQUIRE(rings.back() != nullptr);
+      CHECK(reinterpret_cast<std::uintptr_t>(rings.back()) % kCacheLine == 0);
+      CHECK(rings.back()->hint() == "h");
+      colours.insert(reinterpret_cast<std::uintptr_t>(rings.back()) % 4096 / kCacheLine);
+    }
+    CHECK(colours.size() >= 8);
+    for (SubscriptionRing* r : rings) SubscriptionRing::destroy(budget, r);
+    CHECK(budget.used() == 0);
   }
 }
