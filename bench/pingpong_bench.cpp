@@ -258,10 +258,11 @@ void pingpong_coroutine_herald(benchmark::State& state) {
 
 }  // namespace
 
+// Registration order is run order: the rows a target compares run next to each other.
 BENCHMARK(pingpong_futex)->Name("pingpong_blocking/futex")->UseRealTime();
+BENCHMARK(pingpong_herald)->Name("pingpong_blocking/herald")->UseRealTime();
 BENCHMARK(pingpong_eventfd)->Name("pingpong_blocking/eventfd")->UseRealTime();
 BENCHMARK(pingpong_condvar)->Name("pingpong_blocking/condvar")->UseRealTime();
 BENCHMARK(pingpong_seed)->Name("pingpong_blocking/seed_design")->UseRealTime();
-BENCHMARK(pingpong_herald)->Name("pingpong_blocking/herald")->UseRealTime();
 BENCHMARK(pingpong_coroutine_asio)->Name("pingpong_coroutine/asio")->UseRealTime();
 BENCHMARK(pingpong_coroutine_herald)->Name("pingpong_coroutine/herald")->UseRealTime();
