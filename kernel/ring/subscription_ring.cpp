@@ -206,31 +206,34 @@ bool SubscriptionRing::ready_at(std::uint64_t h) const noexcept {
   return slots()[h & mask_].turn.load(std::memory_order_acquire) == free_turn(h) + 1;  // (3)
 }
 
-bool SubscriptionRing::try_pop(Notification& out) noexcept {
-  const std::uint64_t h = head_.load(std::memory_order_relaxed);  // only the consumer writes it
-  if (single()) {
-    SeqSlot& slot = seq_slots()[h & mask_];
-    for (;;) {
-      // (3s) acquire: pairs with (2s); the item and everything written before notify().
-      const std::uint64_t seq = slot.seq.load(std::memory_order_acquire);
-      if (seq > last_seq_) {
-        out = Notification{seq, slot.arg};
-        last_seq_ = seq;
-        head_.store(h + 1, std::memory_order_release);  // (4s) frees the slot; pairs with (1s)
-        return true;
-      }
-      if (overflow_ != Overflow::keep_latest) return false;
-      const Aside aside = take_aside(h, out);
-      if (aside != Aside::ring_first) return aside == Aside::taken;
-    }
-  }
-  Slot& slot = slots()[h & mask_];
-  for (;;) {
+template <bool kSingle>
+bool SubscriptionRing::take_at(std::uint64_t h, Notification& out) noexcept {
+  if constexpr (kSingle) {
+    const SeqSlot& slot = seq_slots()[h & mask_];
+    // (3s) acquire: pairs with (2s); the item and everything written before notify().
+    const std::uint64_t seq = slot.seq.load(std::memory_order_acquire);
+    if (seq <= last_seq_) return false;
+    out = Notification{seq, slot.arg};
+    last_seq_ = seq;
+    return true;  // the slot is freed by the caller's store of head, (4s)
+  } else {
+    Slot& slot = slots()[h & mask_];
     // (3) acquire: pairs with (2); the item and everything written before notify() are visible.
-    if (slot.turn.load(std::memory_order_acquire) == free_turn(h) + 1) {
-      out = Notification{slot.seq, slot.arg};
-      slot.turn.store(free_turn(h) + 2, std::memory_order_release);  // (4) frees it; pairs with (1)
-      head_.store(h + 1, std::memory_order_relaxed);                 // for size() snapshots only
+    if (slot.turn.load(std::memory_order_acquire) != free_turn(h) + 1) return false;
+    out = Notification{slot.seq, slot.arg};
+    slot.turn.store(free_turn(h) + 2, std::memory_order_release);  // (4) frees it; pairs with (1)
+    return true;
+  }
+}
+
+template <bool kSingle>
+bool SubscriptionRing::try_pop_as(Notification& out) noexcept {
+  const std::uint64_t h = head_.load(std::memory_order_relaxed);  // only the consumer writes it
+  for (;;) {
+    if (take_at<kSingle>(h, out)) {
+      // (4s) release: frees a single-producer slot; pairs with (1s). With many producers the
+      // turn freed it, and head serves size() snapshots only.
+      head_.store(h + 1, std::memory_order_release);
       return true;
     }
     if (overflow_ != Overflow::keep_latest) return false;
@@ -239,34 +242,13 @@ bool SubscriptionRing::try_pop(Notification& out) noexcept {
   }
 }
 
-std::size_t SubscriptionRing::pop_batch(std::span<Notification> out) noexcept {
+template <bool kSingle>
+std::size_t SubscriptionRing::pop_batch_as(std::span<Notification> out) noexcept {
   std::size_t n = 0;
   std::uint64_t h = head_.load(std::memory_order_relaxed);
-  if (single()) {
-    const SeqSlot* const slots = seq_slots();
-    while (n < out.size()) {
-      const SeqSlot& slot = slots[h & mask_];
-      const std::uint64_t seq = slot.seq.load(std::memory_order_acquire);  // (3s)
-      if (seq > last_seq_) {
-        out[n++] = Notification{seq, slot.arg};
-        last_seq_ = seq;
-        ++h;
-        continue;
-      }
-      if (overflow_ != Overflow::keep_latest) break;
-      const Aside aside = take_aside(h, out[n]);
-      if (aside == Aside::ring_first) continue;
-      if (aside == Aside::taken) ++n;
-      break;  // the kept item is the newest: nothing follows it
-    }
-    head_.store(h, std::memory_order_release);  // (4s) frees every slot read; pairs with (1s)
-    return n;
-  }
   while (n < out.size()) {
-    Slot& slot = slots()[h & mask_];
-    if (slot.turn.load(std::memory_order_acquire) == free_turn(h) + 1) {  // (3)
-      out[n++] = Notification{slot.seq, slot.arg};
-      slot.turn.store(free_turn(h) + 2, std::memory_order_release);  // (4)
+    if (take_at<kSingle>(h, out[n])) {
+      ++n;
       ++h;
       continue;
     }
@@ -276,8 +258,17 @@ std::size_t SubscriptionRing::pop_batch(std::span<Notification> out) noexcept {
     if (aside == Aside::taken) ++n;
     break;  // the kept item is the newest: nothing follows it
   }
-  head_.store(h, std::memory_order_relaxed);
+  head_.store(h, std::memory_order_release);  // (4s) as in try_pop, once for the whole batch
   return n;
+}
+
+// One branch on the layout per call, none per item.
+bool SubscriptionRing::try_pop(Notification& out) noexcept {
+  return single() ? try_pop_as<true>(out) : try_pop_as<false>(out);
+}
+
+std::size_t SubscriptionRing::pop_batch(std::span<Notification> out) noexcept {
+  return single() ? pop_batch_as<true>(out) : pop_batch_as<false>(out);
 }
 
 bool SubscriptionRing::has_pending() const noexcept {

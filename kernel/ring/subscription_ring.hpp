@@ -126,6 +126,14 @@ class SubscriptionRing {
   SubscriptionRing(std::uint32_t capacity, Overflow overflow, Producers producers) noexcept;
   /// True when the ring position `h` (the consumer's head) holds its item.
   bool ready_at(std::uint64_t h) const noexcept;
+  /// Copies out the item of ring position `h` if it is there (consumer only). A multi-producer
+  /// slot is freed here; a single-producer slot when the caller then stores head past it.
+  template <bool kSingle>
+  bool take_at(std::uint64_t h, Notification& out) noexcept;
+  template <bool kSingle>
+  bool try_pop_as(Notification& out) noexcept;
+  template <bool kSingle>
+  std::size_t pop_batch_as(std::span<Notification> out) noexcept;
   enum class Aside : std::uint8_t { none, taken, ring_first };
   bool keep_aside(Notification n) noexcept;
   /// The consumer's take of the kept item, which waits behind every claimed ring position:
