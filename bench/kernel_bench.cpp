@@ -143,20 +143,10 @@ void notify_handles_floor(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
-template <herald::Producers kProducers>
-void notify_handles_herald(benchmark::State& state) {
-  auto& setup = cached_setup<HeraldHandles<kProducers>>(state.range(0));
-  std::size_t i = 0;
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(
-        setup.kernel.notify(setup.sequence[i & (kSequence - 1)], static_cast<std::int64_t>(i)));
-    ++i;
-  }
-  state.SetItemsProcessed(state.iterations());
-}
-
-void notify_handles_seed(benchmark::State& state) {
-  auto& setup = cached_setup<SeedHandles>(state.range(0));
+/// herald's and seed_design's kernels have the same notify(handle, arg) shape.
+template <class Setup>
+void notify_handles(benchmark::State& state) {
+  auto& setup = cached_setup<Setup>(state.range(0));
   std::size_t i = 0;
   for (auto _ : state) {
     benchmark::DoNotOptimize(
@@ -205,7 +195,7 @@ BENCHMARK_CAPTURE(slow_subscriber_seed, empty, true)
     ->Name("notify_slow_subscriber/seed_design/empty")
     ->UseRealTime();
 // 1 and 1M first, next to each other: they are the ratio the target compares.
-BENCHMARK_TEMPLATE(notify_handles_herald, herald::Producers::single)
+BENCHMARK_TEMPLATE(notify_handles, HeraldHandles<herald::Producers::single>)
     ->Name("notify_handles/herald")
     ->ArgName("handles")
     ->Arg(1)
@@ -213,13 +203,13 @@ BENCHMARK_TEMPLATE(notify_handles_herald, herald::Producers::single)
     ->Arg(1024)
     ->Arg(65536)
     ->UseRealTime();
-BENCHMARK_TEMPLATE(notify_handles_herald, herald::Producers::multi)
+BENCHMARK_TEMPLATE(notify_handles, HeraldHandles<herald::Producers::multi>)
     ->Name("notify_handles/herald_multi")
     ->ArgName("handles")
     ->Arg(1)
     ->Arg(1048576)
     ->UseRealTime();
-BENCHMARK(notify_handles_seed)
+BENCHMARK_TEMPLATE(notify_handles, SeedHandles)
     ->Name("notify_handles/seed_design")
     ->ArgName("handles")
     ->Arg(1)
