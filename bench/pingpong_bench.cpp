@@ -160,6 +160,17 @@ void pingpong_seed(benchmark::State& state) {
   }
 }
 
+/// herald's echo side in both ping-pong families: a thread blocked in wait_blocking(ping) that
+/// answers on pong, until ping is unregistered.
+void herald_echo(herald::Kernel& kernel, herald::Handle ping, herald::Handle pong) {
+  for (herald::Ticket seen{0};;) {
+    const auto n = kernel.wait_blocking(ping, seen);
+    if (!n) return;  // closed: unregistered
+    seen.seq = n->seq;
+    (void)kernel.notify(pong, n->arg);
+  }
+}
+
 void pingpong_herald(benchmark::State& state) {
   herald::Kernel kernel;
   const herald::Handle ping =
@@ -167,14 +178,7 @@ void pingpong_herald(benchmark::State& state) {
   const herald::Handle pong =
       kernel.register_handle({.producers = herald::Producers::single}).value();
   {
-    EchoThread echo([&] {
-      for (herald::Ticket seen{0};;) {
-        const auto n = kernel.wait_blocking(ping, seen);
-        if (!n) return;  // closed: unregistered
-        seen.seq = n->seq;
-        (void)kernel.notify(pong, n->arg);
-      }
-    });
+    EchoThread echo([&] { herald_echo(kernel, ping, pong); });
     herald::Ticket seen{0};
     for (auto _ : state) {
       (void)kernel.notify(ping, 1);
@@ -243,14 +247,7 @@ void pingpong_coroutine_herald(benchmark::State& state) {
       kernel.register_handle({.producers = herald::Producers::single}).value();
   herald::EventLoop loop;
   {
-    EchoThread echo([&] {
-      for (herald::Ticket seen{0};;) {
-        const auto n = kernel.wait_blocking(ping, seen);
-        if (!n) return;
-        seen.seq = n->seq;
-        (void)kernel.notify(pong, n->arg);
-      }
-    });
+    EchoThread echo([&] { herald_echo(kernel, ping, pong); });
     herald::spawn(loop, herald_driver(state, kernel, ping, pong, loop));
     loop.run();
   }
