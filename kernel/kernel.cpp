@@ -66,8 +66,9 @@ void KernelState::unsubscribe(Handle h, SubscriptionRing* ring) noexcept {
       }
     }
     core->set_subscribers(new_list);
-    HERALD_RACE_POINT();  // unpublished, notifiers may still be pushing into it
-    synchronize_epoch();  // no notify still pushes into `ring` or reads `old_list`
+    HERALD_RACE_POINT(
+        "unsubscribe.unpublished");  // unpublished, notifiers may still be pushing into it
+    synchronize_epoch();             // no notify still pushes into `ring` or reads `old_list`
     core->retire_counts(ring->delivered(), ring->dropped());
     SubscriberList::destroy(budget, old_list);
     ring->kernel_ref = false;
@@ -104,9 +105,9 @@ Result<void> Kernel::unregister_handle(Handle h) {
   if (core == nullptr) return Errc::unknown_handle;
 
   s.table.unpublish(core->index());  // new lookups fail from here on
-  HERALD_RACE_POINT();
+  HERALD_RACE_POINT("unregister.unpublished");
   core->close_waiters();  // parked waiters complete with closed; no new ones enlist
-  HERALD_RACE_POINT();
+  HERALD_RACE_POINT("unregister.waiters_closed");
   detail::synchronize_epoch();  // every notify that found `core` has returned
 
   // The final counts first: releasing a ring below may free it (a ring whose consumer is gone).
@@ -145,7 +146,9 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
     return Errc::invalid_argument;
   if (options.overflow != Overflow::drop_newest && options.overflow != Overflow::keep_latest)
     return Errc::invalid_argument;
-  if (options.capacity > (std::uint32_t{1} << 31)) return Errc::invalid_argument;  // no 2^k fits
+  // Allowed by max_subscription_capacity, but its power of two (2^32 slots, 64 GiB) cannot be
+  // represented or allocated: the same answer as any ring over memory_limit.
+  if (options.capacity > (std::uint32_t{1} << 31)) return Errc::out_of_memory;
   const std::uint32_t capacity = std::bit_ceil(options.capacity);
 
   std::lock_guard lock(s.control);
@@ -176,7 +179,7 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
 Result<NotifyReceipt> Kernel::notify(Handle h, std::int64_t arg) noexcept {
   ReadGuard guard;
   HandleCore* core = state_->table.lookup(h);
-  HERALD_RACE_POINT();  // looked up: unregister may start now
+  HERALD_RACE_POINT("notify.looked_up");  // looked up: unregister may start now
   if (core == nullptr) [[unlikely]] {
     state_->rejected.fetch_add(1, std::memory_order_relaxed);
     return Errc::unknown_handle;

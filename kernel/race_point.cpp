@@ -22,10 +22,17 @@ std::uint64_t base_seed() {
 }
 
 std::atomic<std::uint64_t> g_threads{0};
+std::atomic<RaceHook> g_hook{nullptr};
 
 }  // namespace
 
-void race_point() noexcept {
+void set_race_hook(RaceHook hook) noexcept { g_hook.store(hook); }
+
+void race_point(const char* where) noexcept {
+  if (RaceHook hook = g_hook.load(std::memory_order_acquire)) {  // pairs with set_race_hook
+    hook(where);
+    return;
+  }
   // One xorshift stream per thread, derived from the run's seed and the thread's arrival order.
   thread_local std::uint64_t state =
       (base_seed() + 1) * 0x9E3779B97F4A7C15ull + g_threads.fetch_add(1) * 0xBF58476D1CE4E5B9ull;

@@ -64,6 +64,10 @@ struct CoroWait {
   void cleanup() noexcept;        // disarm the timer, drop the stop callback
   bool rearm_receive() noexcept;  // ring: park again; false if something is there already
   bool take_from_ring() noexcept;  // ring: an item, or closed once drained; false: keep waiting
+  /// Ring, after a resolver took the receive back: decides the outcome (an item, closed, or the
+  /// resolver's reason), or parks again when there is nothing to take yet (returns false: a later
+  /// resolution resumes us).
+  bool settle_receive() noexcept;
   static void on_node_complete(WaitNode* node) noexcept;
   static void on_timer(TimerNode* timer) noexcept;
   static void on_resume(Executor::Work* work) noexcept;

@@ -42,7 +42,8 @@ class Kernel {
   /// not live.
   Result<void> unregister_handle(Handle h);
   /// invalid_argument for capacity 0 or above max_subscription_capacity; limit_exceeded beyond
-  /// the handle's max_subscribers; out_of_memory beyond memory_limit; unknown_handle.
+  /// the handle's max_subscribers; out_of_memory beyond memory_limit, and for any capacity above
+  /// 2^31 (its power-of-two ring, 2^32 slots, cannot exist); unknown_handle.
   [[nodiscard]] Result<Subscription> subscribe(Handle h, const SubscriptionOptions& options = {});
 
   // ---- data plane ----

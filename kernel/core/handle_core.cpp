@@ -83,7 +83,8 @@ NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
     if (!latest_.publish_multi(seq, arg)) [[unlikely]]
       publish_locked(Notification{seq, arg});
   }
-  HERALD_RACE_POINT();  // seq taken, latest published, subscriptions not yet pushed
+  HERALD_RACE_POINT(
+      "notify.published");  // seq taken, latest published, subscriptions not yet pushed
   const Notification n{seq, arg};
 
   // The counts stay in registers and the receipt is written once, at the end: a caller reading a
@@ -104,7 +105,7 @@ NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
     }
   }
 
-  HERALD_RACE_POINT();  // pushed, parked waiters/consumers not yet checked
+  HERALD_RACE_POINT("notify.pushed");  // pushed, parked waiters/consumers not yet checked
   // seq_cst fence: the Dekker pair of enlist()'s fence and of SubscriptionRing::consumer_park():
   // either they see what we published above, or we see them parked below.
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -152,8 +153,8 @@ std::uint32_t HandleCore::complete_waiters(Notification n) noexcept {
     }
     waiters_.store(waiter_list_.size(), std::memory_order_relaxed);
   }
-  HERALD_RACE_POINT();  // detached from the list, not yet completed
-  chain.complete();     // outside the lock: wakes (futex) and posts (executors) cost syscalls
+  HERALD_RACE_POINT("notify.detached");  // detached from the list, not yet completed
+  chain.complete();  // outside the lock: wakes (futex) and posts (executors) cost syscalls
   return count;
 }
 
@@ -164,7 +165,7 @@ HandleCore::Enlisted HandleCore::enlist(WaitNode& node) noexcept {
   if (waiter_list_.size() >= options_.max_waiters) return Enlisted::limit;
   waiter_list_.push_back(&node);
   waiters_.store(waiter_list_.size(), std::memory_order_relaxed);
-  HERALD_RACE_POINT();  // linked, not yet rechecked
+  HERALD_RACE_POINT("enlist.linked");  // linked, not yet rechecked
   // seq_cst fence: Dekker with notify()'s fence. Either notify() sees waiters_ != 0 (and will
   // take the mutex after we release it, finding the node), or we now see its publication.
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -196,7 +197,7 @@ void HandleCore::close_waiters() noexcept {
     }
     waiters_.store(0, std::memory_order_relaxed);
   }
-  HERALD_RACE_POINT();  // closed and detached, not yet completed
+  HERALD_RACE_POINT("close.detached");  // closed and detached, not yet completed
   chain.complete();
 }
 

@@ -124,7 +124,8 @@ bool SubscriptionRing::push_multi(Notification n) noexcept {
       // relaxed: the CAS only makes the claim of position t unique; the item is published by (2)
       // and the slot was freed for us by (4), which (1) acquired.
       if (tail_.compare_exchange_weak(t, t + 1, std::memory_order_relaxed)) {
-        HERALD_RACE_POINT();  // claimed, not yet written: the consumer must wait behind it
+        HERALD_RACE_POINT(
+            "ring.claimed");  // claimed, not yet written: the consumer must wait behind it
         slot.seq = n.seq;
         slot.arg = n.arg;
         slot.turn.store(free_turn(t) + 1, std::memory_order_release);  // (2)
@@ -156,7 +157,7 @@ bool SubscriptionRing::keep_aside(Notification n) noexcept {
       }
       side_seq_ = n.seq;
       side_arg_ = n.arg;
-      HERALD_RACE_POINT();  // holding the side cell
+      HERALD_RACE_POINT("ring.side_held");  // holding the side cell
       side_lock_.store(0, std::memory_order_release);
       return true;
     }
@@ -290,7 +291,7 @@ std::uint32_t SubscriptionRing::consumer_park(std::uint32_t how) noexcept {
 void SubscriptionRing::wake_consumer() noexcept {
   // relaxed: the futex word carries no data; the item was published by (2).
   const std::uint32_t parked = consumer_parked_.exchange(0, std::memory_order_relaxed);
-  HERALD_RACE_POINT();  // unparked, the receiver not yet taken
+  HERALD_RACE_POINT("ring.unparked");  // unparked, the receiver not yet taken
   if (parked == kParkedThread) {
     futex_wake_all(&consumer_parked_);
   } else if (parked == kParkedCoroutine) {

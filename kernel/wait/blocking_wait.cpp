@@ -104,7 +104,8 @@ Result<Notification> Kernel::wait_blocking(Handle h, Ticket after, WaitOptions o
     if (!detail::futex_wait(node.state, state, deadline)) break;  // timed out
   }
 
-  HERALD_RACE_POINT();  // timed out or cancelled: a notifier may be completing us right now
+  HERALD_RACE_POINT(
+      "blocking.give_up");  // timed out or cancelled: a notifier may be completing us right now
   {
     ReadGuard guard;
     // seq_cst: orders this check after the announcement; see WaitNode's lifecycle note.

@@ -75,7 +75,9 @@ bool CoroWait::rearm_receive() noexcept {
   // release: pairs with the acq_rel exchange of whoever takes it (notifier, timer, stop).
   ring->receiver.store(this, std::memory_order_release);
   ring->consumer_park(SubscriptionRing::kParkedCoroutine);  // seq_cst fence inside
-  if (!ring->has_pending() && !ring->closed()) return true;
+  // `reason`: a stop or timer that fired while we were unparked (it found no receiver to take).
+  if (!ring->has_pending() && !ring->closed() && reason.load(std::memory_order_relaxed) == Errc{})
+    return true;
   if (ring->receiver.exchange(nullptr, std::memory_order_acq_rel) == this) {
     ring->consumer_unpark();
     return false;  // something is there: take it now
@@ -130,7 +132,7 @@ bool CoroWait::suspend(std::coroutine_handle<> awaiting) noexcept {
       if (take_from_ring()) return false;
     }
   }
-  HERALD_RACE_POINT();  // visible to resolvers, await_suspend not yet done
+  HERALD_RACE_POINT("coro.armed");  // visible to resolvers, await_suspend not yet done
   // The wait is visible to resolvers now; from here on every outcome goes through `phase`.
   if (timer_loop != nullptr) {
     timer.context = this;
@@ -148,11 +150,36 @@ bool CoroWait::suspend(std::coroutine_handle<> awaiting) noexcept {
   // acq_rel: publishes the setup to a resolver that posts us; acquires a resolver's outcome.
   const std::uint32_t prev = phase.fetch_or(kSuspended, std::memory_order_acq_rel);
   if ((prev & kResolved) != 0) {
-    // Resolved while arming (e.g. a notifier, or a stop already requested): nothing was posted;
-    // continue on this thread, as if resumed.
+    // Resolved while arming (a notifier that pushed, a stop already requested, the timer that
+    // could not be armed): nothing was posted; settle here, on this thread, as if resumed. A
+    // receive resolved by a push has no outcome yet: it must look at the ring like on_resume().
     phase.fetch_or(kStarted, std::memory_order_relaxed);
+    if (kind == Kind::ring && !settle_receive()) return true;  // parked again: stay suspended
     cleanup();
     return false;
+  }
+  return true;
+}
+
+bool CoroWait::settle_receive() noexcept {
+  while (!outcome) {
+    // relaxed: a resolver stores `reason` before its finish() (release RMW on `phase`), which
+    // our caller acquired; a stop or timer that lost the receiver to a notifier is seen here or
+    // by the recheck in rearm_receive() (the Dekker pair with StopFn/on_timer).
+    const Errc why = reason.load(std::memory_order_relaxed);
+    if (ring_gone) {
+      outcome = Errc::closed;
+    } else if (take_from_ring()) {
+      // outcome set
+    } else if (why != Errc{}) {
+      outcome = why;
+    } else {
+      // Woken but nothing to take (the kept item waits behind a notifier still writing): park
+      // again; a later push resolves us once more.
+      phase.store(kSuspended, std::memory_order_release);
+      if (rearm_receive()) return false;
+      phase.fetch_or(kResolved | kStarted, std::memory_order_relaxed);
+    }
   }
   return true;
 }
@@ -160,12 +187,12 @@ bool CoroWait::suspend(std::coroutine_handle<> awaiting) noexcept {
 void CoroWait::finish() noexcept {
   // acq_rel: releases the outcome to whoever resumes us; acquires await_suspend's setup.
   const std::uint32_t prev = phase.fetch_or(kResolved, std::memory_order_acq_rel);
-  HERALD_RACE_POINT();                                 // resolved, not yet posted
+  HERALD_RACE_POINT("coro.resolved");                  // resolved, not yet posted
   if ((prev & kSuspended) != 0) executor->post(work);  // `this` may be gone after this call
 }
 
 bool CoroWait::withdraw() noexcept {
-  HERALD_RACE_POINT();  // a timeout, stop or destruction racing a completer
+  HERALD_RACE_POINT("coro.withdraw");  // a timeout, stop or destruction racing a completer
   if (kind == Kind::ring) {
     return ring->receiver.exchange(nullptr, std::memory_order_acq_rel) == this;
   }
@@ -191,6 +218,9 @@ void CoroWait::on_node_complete(WaitNode* n) noexcept {
 void CoroWait::on_timer(TimerNode* t) noexcept {
   auto* self = static_cast<CoroWait*>(t->context);
   self->reason.store(Errc::timed_out, std::memory_order_relaxed);
+  // seq_cst fence: Dekker with rearm_receive() (receiver store; fence; reason load): either
+  // it sees the reason, or our withdraw() below finds it parked and takes it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (self->withdraw()) {
     if (self->kind == Kind::handle) self->outcome = Errc::timed_out;
     self->finish();
@@ -199,6 +229,9 @@ void CoroWait::on_timer(TimerNode* t) noexcept {
 
 void CoroWait::StopFn::operator()() const noexcept {
   self->reason.store(Errc::cancelled, std::memory_order_relaxed);
+  // seq_cst fence: Dekker with rearm_receive() (receiver store; fence; reason load): either
+  // it sees the reason, or our withdraw() below finds it parked and takes it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (self->withdraw()) {
     if (self->kind == Kind::handle) self->outcome = Errc::cancelled;
     self->finish();
@@ -216,23 +249,8 @@ void CoroWait::on_resume(Executor::Work* w) noexcept {
     }
   } while (!self->phase.compare_exchange_weak(p, p | kStarted, std::memory_order_acq_rel));
 
-  while (self->kind == Kind::ring && !self->outcome) {
-    // A receive woken to look: take the item, or report why it gave up, or park again.
-    const Errc why = self->reason.load(std::memory_order_relaxed);
-    if (self->ring_gone) {
-      self->outcome = Errc::closed;
-    } else if (self->take_from_ring()) {
-      // outcome set
-    } else if (why != Errc{}) {
-      self->outcome = why;
-    } else {
-      // Woken but nothing to take (the kept item waits behind a notifier still writing): park
-      // again; a later push resolves us once more.
-      self->phase.store(kSuspended, std::memory_order_release);
-      if (self->rearm_receive()) return;
-      self->phase.fetch_or(kResolved | kStarted, std::memory_order_relaxed);
-    }
-  }
+  // A receive woken to look: take the item, or report why it gave up, or park again.
+  if (self->kind == Kind::ring && !self->settle_receive()) return;
   if (self->kind == Kind::ring && !self->ring_gone) self->ring->parked_receiver = nullptr;
   self->cleanup();
   self->continuation.resume();
@@ -241,8 +259,9 @@ void CoroWait::on_resume(Executor::Work* w) noexcept {
 Result<Notification> CoroWait::resume() noexcept {
   if (kind == Kind::ring && ring != nullptr && !ring_gone && ring->parked_receiver == this)
     ring->parked_receiver = nullptr;
+  assert(outcome && "every path that resumes a wait settles its outcome first");
   if (outcome) return *outcome;
-  return Errc::closed;  // unreachable: every path that resumes sets an outcome
+  return Errc::closed;  // not reached (see the assertion); closed is the safe answer in release
 }
 
 CoroWait::~CoroWait() {

@@ -41,8 +41,22 @@ TEST_SUITE("limits") {
                            .memory_limit = std::size_t{1} << 20});
     const Handle h = k.register_handle().value();
     CHECK(k.subscribe(h, {.capacity = 1u << 31}).error() == Errc::out_of_memory);
-    CHECK(k.subscribe(h, {.capacity = (1u << 31) + 1}).error() == Errc::invalid_argument);
+    // Allowed by max_subscription_capacity (§5 refuses only 0 and above it), but no ring of
+    // 2^32 slots can exist: out_of_memory, like any ring over the limit.
+    CHECK(k.subscribe(h, {.capacity = (1u << 31) + 1}).error() == Errc::out_of_memory);
+    CHECK(k.subscribe(h, {.capacity = std::numeric_limits<std::uint32_t>::max()}).error() ==
+          Errc::out_of_memory);
     CHECK(k.subscribe(h, {.capacity = 1024}));
+  }
+
+  TEST_CASE("capacities above 2^31 are out_of_memory even with no memory limit to speak of") {
+    Kernel k(KernelOptions{.max_subscription_capacity = std::numeric_limits<std::uint32_t>::max(),
+                           .memory_limit = std::numeric_limits<std::size_t>::max()});
+    const Handle h = k.register_handle().value();
+    const std::size_t before = k.stats().memory_used;
+    CHECK(k.subscribe(h, {.capacity = (1u << 31) + 1}).error() == Errc::out_of_memory);
+    CHECK(k.stats().memory_used == before);  // nothing was taken for the refused ring
+    CHECK(k.subscribe(h, {.capacity = 16}));
   }
 
   TEST_CASE("beyond max_subscribers subscribe gives limit_exceeded") {
