@@ -48,14 +48,14 @@ Subscription::~Subscription() { reset(); }
 
 void Subscription::reset() noexcept {
   if (ring_ == nullptr) return;
-  if (detail::CoroWait* r = ring_->parked_receiver) {
+  if (detail::CoroWait* r = ring_->suspended_receive) {
     // A coroutine is suspended in recv(): it resumes with closed and never touches the ring again.
     assert((r->executor->running_in_this_thread() || current_executor() == nullptr) &&
            "destroy a Subscription with a suspended receiver on the receiver's executor thread");
     r->ring_gone = true;
     r->cleanup();  // its timer and stop callback can no longer reach the ring
-    ring_->parked_receiver = nullptr;
-    if (ring_->receiver.exchange(nullptr, std::memory_order_acq_rel) == r) {
+    ring_->suspended_receive = nullptr;
+    if (ring_->receiver_token.exchange(nullptr, std::memory_order_acq_rel) == r) {
       r->outcome = Errc::closed;
       r->finish();
     }  // else a notifier took it and is posting it; its resumption sees ring_gone

@@ -7,6 +7,7 @@
 //   ...
 #include <unistd.h>
 #include <herald/herald.hpp>
+#include <herald/mempipe.hpp>
 
 #include <array>
 #include <atomic>

@@ -122,7 +122,8 @@ class EventLoop final : public Executor {
   std::mutex timer_mutex_;
   std::vector<detail::TimerNode*> timers_;  // min-heap on deadline, under timer_mutex_
 
-  std::vector<void*> spawned_;  // frames owned by this loop, under timer_mutex_
+  std::mutex spawned_mutex_;
+  std::vector<void*> spawned_;  // frames owned by this loop, under spawned_mutex_
   std::atomic<bool> stop_requested_{false};
   std::atomic<const void*> runner_{nullptr};  // the thread id token of the thread in run/poll
   int event_fd_ = -1;

@@ -7,7 +7,6 @@
 #include "herald/executor.hpp"      // IWYU pragma: export
 #include "herald/handle.hpp"        // IWYU pragma: export
 #include "herald/kernel.hpp"        // IWYU pragma: export
-#include "herald/mempipe.hpp"       // IWYU pragma: export
 #include "herald/options.hpp"       // IWYU pragma: export
 #include "herald/subscription.hpp"  // IWYU pragma: export
 #include "herald/task.hpp"          // IWYU pragma: export

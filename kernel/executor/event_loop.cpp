@@ -61,7 +61,7 @@ EventLoop::~EventLoop() {
   RunningScope scope(*this, runner_);
   std::vector<void*> frames;
   {
-    std::lock_guard lock(timer_mutex_);
+    std::lock_guard lock(spawned_mutex_);
     frames.swap(spawned_);
   }
   for (void* frame : frames) std::coroutine_handle<>::from_address(frame).destroy();
@@ -346,13 +346,13 @@ bool EventLoop::running_in_this_thread() const noexcept {
 // ---- spawned tasks ----
 
 void EventLoop::adopt(void* frame_address) {
-  std::lock_guard lock(timer_mutex_);
+  std::lock_guard lock(spawned_mutex_);
   spawned_.push_back(frame_address);
 }
 
 void EventLoop::release(void* frame_address) noexcept {
   {
-    std::lock_guard lock(timer_mutex_);
+    std::lock_guard lock(spawned_mutex_);
     auto it = std::find(spawned_.begin(), spawned_.end(), frame_address);
     if (it == spawned_.end()) return;  // the destructor already took it
     *it = spawned_.back();

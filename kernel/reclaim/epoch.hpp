@@ -42,9 +42,13 @@ class ReadGuard {
       r = claim_epoch_record();
     record_ = r;
     if (r->depth++ == 0) {
-      // seq_cst: the announcement must precede this thread's later loads of published pointers
-      // in S (see the class comment). A stale (smaller) epoch only makes writers wait longer.
-      r->state.exchange(g_epoch.load(std::memory_order_relaxed), std::memory_order_seq_cst);
+      // acquire: a reader that reads a writer's new epoch is skipped by that writer's scan, so it
+      // must see the writer's unpublishing store: the acquire pairs with the writer's fetch_add
+      // (seq_cst, so release), which follows the unpublishing store in its thread; the store then
+      // happens-before our pointer loads. A stale (smaller) epoch only makes writers wait longer.
+      // seq_cst exchange: the announcement must precede this thread's later loads of published
+      // pointers in S (see the class comment).
+      r->state.exchange(g_epoch.load(std::memory_order_acquire), std::memory_order_seq_cst);
     }
   }
   ~ReadGuard() {

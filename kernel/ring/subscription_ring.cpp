@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <bit>
+#include <cstddef>
 #include <cstring>
 #include <new>
 
@@ -37,7 +38,23 @@ SubscriptionRing::SubscriptionRing(std::uint32_t capacity, Overflow overflow,
       mask_(capacity - 1),
       shift_(static_cast<std::uint32_t>(std::countr_zero(capacity))),
       overflow_(overflow),
-      producers_(producers) {}
+      producers_(producers) {
+  // The ledger's lines (PROTOCOLS.md): notifiers write the producer line, the consumer its own.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+  constexpr std::size_t producer = offsetof(SubscriptionRing, tail_);
+  static_assert(producer % kCacheLine == 0);
+  static_assert(offsetof(SubscriptionRing, head_cache_) - producer < kCacheLine);
+  static_assert(offsetof(SubscriptionRing, receiver_token) - producer < kCacheLine);
+  static_assert(offsetof(SubscriptionRing, head_) - producer == kCacheLine, "consumer line");
+  static_assert(offsetof(SubscriptionRing, side_lock_) - producer == 2 * kCacheLine, "side line");
+  static_assert(offsetof(SubscriptionRing, closed_) - producer == 3 * kCacheLine, "cold line");
+  static_assert(sizeof(SubscriptionRing) % kCacheLine == 0, "slots start on a line");
+#pragma GCC diagnostic pop
+  // No slot straddles two lines: a push or pop touches one slot line.
+  static_assert(sizeof(SeqSlot) == 16 && kCacheLine % sizeof(SeqSlot) == 0);
+  static_assert(sizeof(Slot) == 32 && kCacheLine % sizeof(Slot) == 0);
+}
 
 std::size_t SubscriptionRing::footprint(std::uint32_t capacity, Producers producers) noexcept {
   const std::size_t slot = producers == Producers::single ? sizeof(SeqSlot) : sizeof(Slot);
@@ -112,6 +129,9 @@ bool SubscriptionRing::push_single(Notification n) noexcept {
 }
 
 bool SubscriptionRing::push_multi(Notification n) noexcept {
+  // acquire: as in push_single, pairs with the release in keep_aside(). It only routes: once an
+  // item is aside, every later push goes aside too (FIFO per notifier); the side fields
+  // themselves are read and written under side_lock_.
   if (overflow_ == Overflow::keep_latest && side_full_.load(std::memory_order_acquire) != 0)
     return keep_aside(n);
   std::uint64_t t = tail_.load(std::memory_order_relaxed);
@@ -297,7 +317,7 @@ void SubscriptionRing::wake_consumer() noexcept {
   } else if (parked == kParkedCoroutine) {
     // acq_rel: acquires the receiver's setup (release store in CoroWait::rearm_receive); the
     // exchange makes this notifier the one that resolves it.
-    if (CoroWait* r = receiver.exchange(nullptr, std::memory_order_acq_rel)) r->finish();
+    if (CoroWait* r = receiver_token.exchange(nullptr, std::memory_order_acq_rel)) r->finish();
   }
 }
 

@@ -48,8 +48,9 @@ struct CoroWait;
 /// holds it) and by the Subscription; freed by whichever releases last, under the control mutex.
 class SubscriptionRing {
  public:
-  /// Producers::multi: a Vyukov slot.
-  struct Slot {
+  /// Producers::multi: a Vyukov slot, padded to 32 bytes so that none straddles two cache lines
+  /// (24 bytes would put every third slot across a line boundary: two lines per push and pop).
+  struct alignas(32) Slot {
     std::atomic<std::uint64_t> turn;
     std::uint64_t seq;
     std::int64_t arg;
@@ -84,10 +85,11 @@ class SubscriptionRing {
 
   bool try_pop(Notification& out) noexcept;
   std::size_t pop_batch(std::span<Notification> out) noexcept;
-  /// True when a pop would find something now (or a producer is finishing a claimed slot).
+  /// True when a pop would find something now. A position claimed by a notifier that is still
+  /// writing it does not count: that notifier wakes a parked consumer after it publishes.
   bool has_pending() const noexcept;
 
-  /// Who is parked: a thread sleeping on the futex, or a coroutine published in `receiver`.
+  /// Who is parked: a thread sleeping on the futex, or a coroutine published in `receiver_token`.
   static constexpr std::uint32_t kParkedThread = 1, kParkedCoroutine = 2;
   /// Announces the consumer is about to sleep (`how`: kParkedThread or kParkedCoroutine); returns
   /// the futex value to sleep on. The caller must recheck has_pending()/closed() after this.
@@ -120,7 +122,7 @@ class SubscriptionRing {
 
   /// The coroutine suspended in Subscription::recv(), if any: set and cleared by the consumer side
   /// only (the owner of the Subscription).
-  CoroWait* parked_receiver = nullptr;
+  CoroWait* suspended_receive = nullptr;
 
  private:
   SubscriptionRing(std::uint32_t capacity, Overflow overflow, Producers producers) noexcept;
@@ -157,7 +159,7 @@ class SubscriptionRing {
  public:
   /// The parked coroutine receiver as a token: whoever exchanges it out (a notifier that pushed,
   /// the receive's timer or stop callback, its destructor) resolves that receive.
-  std::atomic<CoroWait*> receiver{nullptr};
+  std::atomic<CoroWait*> receiver_token{nullptr};
 
  private:
   // Consumer line.
@@ -182,10 +184,6 @@ class SubscriptionRing {
   std::uint32_t colour_offset_ = 0;  // where the ring starts in its block (cache colouring)
   char* hint_ = nullptr;
   std::size_t hint_len_ = 0;
-
- public:
-  /// Kernel-private link for the handle's subscriber bookkeeping.
-  std::uint64_t id = 0;
 };
 
 }  // namespace herald::detail

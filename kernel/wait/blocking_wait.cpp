@@ -18,9 +18,11 @@ using detail::ReadGuard;
 using detail::WaitNode;
 
 void complete_blocking(WaitNode* node) noexcept {
-  // release: pairs with the waiter's acquire load; result/error are visible to it. After this
-  // store the node may be gone: only its address is used below.
-  node->state.fetch_or(WaitNode::kDone, std::memory_order_release);
+  // seq_cst, not just release (which pairs with the waiter's acquire load, so result/error are
+  // visible to it): the completion must be in S, before the grace period that unregister runs
+  // after completing; a withdrawing owner's seq_cst check relies on that (PROTOCOLS.md §3).
+  // After this store the node may be gone: only its address is used below.
+  node->state.fetch_or(WaitNode::kDone, std::memory_order_seq_cst);
   detail::futex_wake_all(&node->state);
 }
 

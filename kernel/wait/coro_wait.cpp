@@ -73,12 +73,12 @@ bool CoroWait::ready() noexcept {
 
 bool CoroWait::rearm_receive() noexcept {
   // release: pairs with the acq_rel exchange of whoever takes it (notifier, timer, stop).
-  ring->receiver.store(this, std::memory_order_release);
+  ring->receiver_token.store(this, std::memory_order_release);
   ring->consumer_park(SubscriptionRing::kParkedCoroutine);  // seq_cst fence inside
   // `reason`: a stop or timer that fired while we were unparked (it found no receiver to take).
   if (!ring->has_pending() && !ring->closed() && reason.load(std::memory_order_relaxed) == Errc{})
     return true;
-  if (ring->receiver.exchange(nullptr, std::memory_order_acq_rel) == this) {
+  if (ring->receiver_token.exchange(nullptr, std::memory_order_acq_rel) == this) {
     ring->consumer_unpark();
     return false;  // something is there: take it now
   }
@@ -126,9 +126,9 @@ bool CoroWait::suspend(std::coroutine_handle<> awaiting) noexcept {
     }
   } else {
     for (;;) {
-      ring->parked_receiver = this;
+      ring->suspended_receive = this;
       if (rearm_receive()) break;
-      ring->parked_receiver = nullptr;
+      ring->suspended_receive = nullptr;
       if (take_from_ring()) return false;
     }
   }
@@ -185,8 +185,10 @@ bool CoroWait::settle_receive() noexcept {
 }
 
 void CoroWait::finish() noexcept {
-  // acq_rel: releases the outcome to whoever resumes us; acquires await_suspend's setup.
-  const std::uint32_t prev = phase.fetch_or(kResolved, std::memory_order_acq_rel);
+  // seq_cst: releases the outcome to whoever resumes us and acquires await_suspend's setup
+  // (acq_rel would do for that); in S as well, before the grace period of an unregister that
+  // completes us, which withdraw()'s seq_cst check relies on (PROTOCOLS.md §3).
+  const std::uint32_t prev = phase.fetch_or(kResolved, std::memory_order_seq_cst);
   HERALD_RACE_POINT("coro.resolved");                  // resolved, not yet posted
   if ((prev & kSuspended) != 0) executor->post(work);  // `this` may be gone after this call
 }
@@ -194,7 +196,7 @@ void CoroWait::finish() noexcept {
 bool CoroWait::withdraw() noexcept {
   HERALD_RACE_POINT("coro.withdraw");  // a timeout, stop or destruction racing a completer
   if (kind == Kind::ring) {
-    return ring->receiver.exchange(nullptr, std::memory_order_acq_rel) == this;
+    return ring->receiver_token.exchange(nullptr, std::memory_order_acq_rel) == this;
   }
   ReadGuard guard;
   // seq_cst, after the announcement: if no completer has resolved us yet, unregister has not yet
@@ -251,14 +253,14 @@ void CoroWait::on_resume(Executor::Work* w) noexcept {
 
   // A receive woken to look: take the item, or report why it gave up, or park again.
   if (self->kind == Kind::ring && !self->settle_receive()) return;
-  if (self->kind == Kind::ring && !self->ring_gone) self->ring->parked_receiver = nullptr;
+  if (self->kind == Kind::ring && !self->ring_gone) self->ring->suspended_receive = nullptr;
   self->cleanup();
   self->continuation.resume();
 }
 
 Result<Notification> CoroWait::resume() noexcept {
-  if (kind == Kind::ring && ring != nullptr && !ring_gone && ring->parked_receiver == this)
-    ring->parked_receiver = nullptr;
+  if (kind == Kind::ring && ring != nullptr && !ring_gone && ring->suspended_receive == this)
+    ring->suspended_receive = nullptr;
   assert(outcome && "every path that resumes a wait settles its outcome first");
   if (outcome) return *outcome;
   return Errc::closed;  // not reached (see the assertion); closed is the safe answer in release
@@ -270,14 +272,14 @@ CoroWait::~CoroWait() {
   // The coroutine is being destroyed while suspended here.
   if (withdraw()) {
     cleanup();
-    if (kind == Kind::ring) ring->parked_receiver = nullptr;
+    if (kind == Kind::ring) ring->suspended_receive = nullptr;
     return;
   }
   // A resolver won: it has posted, or is about to post, our resumption. Take it back.
   cleanup();
   // acquire: pairs with finish(); the resolver never blocks, so this wait is short.
   while ((phase.load(std::memory_order_acquire) & kResolved) == 0) std::this_thread::yield();
-  if (kind == Kind::ring && !ring_gone) ring->parked_receiver = nullptr;
+  if (kind == Kind::ring && !ring_gone) ring->suspended_receive = nullptr;
   std::uint32_t q = phase.load(std::memory_order_acquire);
   while (!phase.compare_exchange_weak(q, q | kAbandoned, std::memory_order_acq_rel)) {
   }
