@@ -18,7 +18,8 @@ namespace herald {
 /// Subscription's destructor) may take the kernel's mutex and allocate (through mimalloc, within
 /// KernelOptions::memory_limit). The data plane (notify, observe, try_recv, completing waits)
 /// never allocates, never runs client code, and takes no lock while no waiter is parked on the
-/// handle. Unregistering waits for a grace period: every notify that could still reach the
+/// handle, with one exception: a multi-producer notify that finds both latest cells held by
+/// older notifiers preempted mid-publish publishes under the handle's mutex. Unregistering waits for a grace period: every notify that could still reach the
 /// handle's memory has returned before it is freed.
 ///
 /// Not copyable, not movable. Subscriptions and pending waits must not outlive it.
@@ -48,7 +49,8 @@ class Kernel {
 
   // ---- data plane ----
 
-  /// Any thread. Never blocks (no lock unless waiters are parked), never allocates, runs no client
+  /// Any thread. No lock unless waiters are parked (or the latest-cells fallback, see the class
+  /// comment); never allocates, runs no client
   /// code. O(subscribers + waiters completed). unknown_handle if `h` is not live.
   [[nodiscard]] Result<NotifyReceipt> notify(Handle h, std::int64_t arg) noexcept;
   /// Any thread. Lock-free. The highest seq assigned on `h` so far.
