@@ -11,6 +11,7 @@
 #include "herald/executor.hpp"
 #include "herald/handle.hpp"
 #include "herald/options.hpp"
+#include "herald/records.hpp"
 
 namespace herald {
 
@@ -24,12 +25,12 @@ class SubscriptionRing;
 /// nothing is allocated per wait.
 ///
 /// Exactly one party resolves a suspended wait: for a handle wait, whoever unlinks its WaitNode
-/// from the handle under the handle's mutex (a notifier, unregister, the timer, the stop callback,
-/// or the awaiter's destructor); for a receive, whoever takes it back from the ring's `receiver`
-/// slot (a notifier that pushed, the timer, the stop callback, the destructor, or the
+/// from the handle under the handle's mutex (a notifier, unregister, the timer, the stop
+/// callback, or the awaiter's destructor); for a receive, whoever takes it back from the ring's
+/// `receiver` slot (a notifier that pushed, the timer, the stop callback, the destructor, or the
 /// Subscription's destructor). The resolver fills the outcome and calls finish(), which posts the
-/// resumption to the waiter's executor, unless await_suspend() has not returned yet, in which case
-/// await_suspend() returns false and the coroutine simply continues on its own thread.
+/// resumption to the waiter's executor, unless await_suspend() has not returned yet, in which
+/// case await_suspend() returns false and the coroutine simply continues on its own thread.
 ///
 /// `phase` bits: kSuspended (await_suspend is done), kResolved (an outcome is decided), kStarted
 /// (the posted work began resuming), kAbandoned (the awaiter was destroyed; the posted work must
@@ -128,8 +129,8 @@ class [[nodiscard]] WaitAwaitable {
 ///
 /// The next buffered notification (at once if one is there), or closed once the handle is
 /// unregistered and drained (or the Subscription is destroyed while this waits), timed_out,
-/// cancelled, invalid_argument (as for WaitAwaitable). An item that arrives as the receive gives up
-/// stays buffered. Resumes on the waiter's executor, never on the notifier's thread.
+/// cancelled, invalid_argument (as for WaitAwaitable). An item that arrives as the receive gives
+/// up stays buffered. Resumes on the waiter's executor, never on the notifier's thread.
 class [[nodiscard]] RecvAwaitable {
  public:
   RecvAwaitable(const RecvAwaitable&) = delete;

@@ -41,6 +41,8 @@ Executor* current_executor() noexcept;
 
 namespace detail {
 
+struct LoopAccess;
+
 /// A deadline in an EventLoop's timer heap; lives inside the awaiter that arms it.
 struct TimerNode {
   static constexpr std::uint32_t kIdle = 0, kArmed = 1, kFiring = 2;
@@ -83,7 +85,9 @@ class EventLoop final : public Executor {
   bool withdraw(Work& work) noexcept override;
   bool running_in_this_thread() const noexcept override;
 
-  // ---- internal: timers and spawned tasks (used by awaiters and spawn) ----
+ private:
+  // Timers and spawned tasks: used by the awaiters, spawn() and sync_wait() through LoopAccess.
+  friend struct detail::LoopAccess;
 
   /// Any thread. Arms `timer` for timer.deadline; false only if the heap could not grow.
   [[nodiscard]] bool arm(detail::TimerNode& timer) noexcept;
@@ -97,7 +101,6 @@ class EventLoop final : public Executor {
   /// Runs (parking when idle) until `done` is true; used by sync_wait().
   void run_until(const std::atomic<bool>& done);
 
- private:
   void push(Work& work) noexcept;  // the queue only, no signal
   Work* pop_ready() noexcept;      // the loop-private list first, then the queue
   Work* pop_queue() noexcept;
@@ -128,5 +131,21 @@ class EventLoop final : public Executor {
   std::atomic<const void*> runner_{nullptr};  // the thread id token of the thread in run/poll
   int event_fd_ = -1;
 };
+
+namespace detail {
+
+/// The kernel's and the task library's access to EventLoop internals (timers, owned frames, the
+/// sync_wait driver): not part of the public contract.
+struct LoopAccess {
+  [[nodiscard]] static bool arm(EventLoop& loop, TimerNode& timer) noexcept {
+    return loop.arm(timer);
+  }
+  static void disarm(EventLoop& loop, TimerNode& timer) noexcept { loop.disarm(timer); }
+  static void adopt(EventLoop& loop, void* frame) { loop.adopt(frame); }
+  static void release(EventLoop& loop, void* frame) noexcept { loop.release(frame); }
+  static void run_until(EventLoop& loop, const std::atomic<bool>& done) { loop.run_until(done); }
+};
+
+}  // namespace detail
 
 }  // namespace herald

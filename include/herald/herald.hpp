@@ -8,5 +8,6 @@
 #include "herald/handle.hpp"        // IWYU pragma: export
 #include "herald/kernel.hpp"        // IWYU pragma: export
 #include "herald/options.hpp"       // IWYU pragma: export
+#include "herald/records.hpp"       // IWYU pragma: export
 #include "herald/subscription.hpp"  // IWYU pragma: export
 #include "herald/task.hpp"          // IWYU pragma: export

@@ -7,6 +7,7 @@
 #include "herald/error.hpp"
 #include "herald/handle.hpp"
 #include "herald/options.hpp"
+#include "herald/records.hpp"
 #include "herald/subscription.hpp"
 
 namespace herald {
@@ -19,13 +20,15 @@ namespace herald {
 /// KernelOptions::memory_limit). The data plane (notify, observe, try_recv, completing waits)
 /// never allocates, never runs client code, and takes no lock while no waiter is parked on the
 /// handle, with one exception: a multi-producer notify that finds both latest cells held by
-/// older notifiers preempted mid-publish publishes under the handle's mutex. Unregistering waits for a grace period: every notify that could still reach the
-/// handle's memory has returned before it is freed.
+/// older notifiers preempted mid-publish publishes under the handle's mutex. Unregistering waits
+/// for a grace period: every notify that could still reach the handle's memory has returned
+/// before it is freed.
 ///
 /// Not copyable, not movable. Subscriptions and pending waits must not outlive it.
 ///
-/// Memory ordering: if notify(h, a) returns seq N, then a waiter that completes with N (or a later
-/// seq), and a subscription that receives N, see every write the notifier made before notify().
+/// Memory ordering: if notify(h, a) returns seq N, then a waiter that completes with N (or a
+/// later seq), and a subscription that receives N, see every write the notifier made before
+/// notify().
 class Kernel {
  public:
   /// Allocates the handle table (max_handles slots) up front; throws std::bad_alloc if it cannot.
@@ -55,10 +58,11 @@ class Kernel {
   [[nodiscard]] Result<NotifyReceipt> notify(Handle h, std::int64_t arg) noexcept;
   /// Any thread. Lock-free. The highest seq assigned on `h` so far.
   [[nodiscard]] Result<Ticket> observe(Handle h) const noexcept;
-  /// Blocks the calling thread until a notification with seq > after.seq is published (returns the
-  /// latest one), `h` is unregistered (closed), the timeout passes (timed_out), the stop token
-  /// fires (cancelled), or max_waiters are already parked (limit_exceeded, at once). Returns at
-  /// once without a lock when one is already published. The waiter node lives on this stack.
+  /// Blocks the calling thread until a notification with seq > after.seq is published (returns
+  /// the latest one), `h` is unregistered (closed), the timeout passes (timed_out), the stop
+  /// token fires (cancelled), or max_waiters are already parked (limit_exceeded, at once).
+  /// Returns at once without a lock when one is already published. The waiter node lives on this
+  /// stack.
   [[nodiscard]] Result<Notification> wait_blocking(Handle h, Ticket after,
                                                    WaitOptions options = {}) noexcept;
   /// `co_await wait(h, after, options)` -> Result<Notification>: the coroutine form of

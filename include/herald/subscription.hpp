@@ -8,6 +8,7 @@
 #include "herald/error.hpp"
 #include "herald/handle.hpp"
 #include "herald/options.hpp"
+#include "herald/records.hpp"
 
 namespace herald {
 
@@ -24,7 +25,8 @@ class Kernel;
 /// returned, until it is destroyed or the handle is unregistered. Each one is either buffered or
 /// counted in dropped(): received + size() + dropped() == observed, exactly; per notifier thread,
 /// FIFO. Move-only RAII: the destructor unsubscribes (control plane). Receiving is for one thread
-/// at a time; observers (size, dropped) may be called from any thread. Must not outlive its Kernel.
+/// at a time; observers (size, dropped) may be called from any thread. Must not outlive its
+/// Kernel.
 ///
 /// Memory ordering: a notification received here was written after everything its notifier wrote
 /// before calling notify(), and the receiver sees those writes.

@@ -45,7 +45,8 @@ struct TaskPromiseBase {
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) noexcept {
       TaskPromiseBase& p = self.promise();
       if (p.continuation) return p.continuation;  // symmetric transfer: no stack growth
-      if (p.owner != nullptr) p.owner->release(self.address());  // spawned: the loop frees it
+      if (p.owner != nullptr)
+        detail::LoopAccess::release(*p.owner, self.address());  // spawned: the loop frees it
       return std::noop_coroutine();
     }
     void await_resume() const noexcept {}
@@ -190,7 +191,7 @@ T sync_wait(EventLoop& loop, Task<T> task) {
   driver.handle.promise().done = &done;
   detail::ResumeWork start;
   detail::start_on(loop, driver.handle, start);
-  loop.run_until(done);
+  detail::LoopAccess::run_until(loop, done);
   driver.handle.destroy();
   if (error) std::rethrow_exception(error);
   if constexpr (!std::is_void_v<T>) return std::move(*out);

@@ -9,8 +9,10 @@
 #include "core/latest_cells.hpp"
 #include "herald/detail/wait_node.hpp"
 #include "herald/options.hpp"
+#include "herald/records.hpp"
 #include "memory/memory_budget.hpp"
 #include "ring/subscription_ring.hpp"
+#include "wait/waiter_list.hpp"
 
 namespace herald::detail {
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "herald/options.hpp"
+#include "herald/records.hpp"
 
 namespace herald::detail {
 
@@ -12,10 +13,10 @@ namespace herald::detail {
 ///
 /// A 16-byte {seq, arg} pair written by many notifiers needs either a double-width CAS or a lock;
 /// this keeps kCells seqlock cells instead. A cell's tag is seq << 1 | busy. A notifier claims a
-/// cell holding an older complete seq (CAS to busy), writes arg, and stores the even tag. With one
-/// producer the claim is a plain store. publish_multi() fails only when every cell is busy with an
-/// older seq, i.e. kCells other notifiers of this handle are preempted mid-publish; the caller then
-/// publishes under the handle's mutex instead.
+/// cell holding an older complete seq (CAS to busy), writes arg, and stores the even tag. With
+/// one producer the claim is a plain store. publish_multi() fails only when every cell is busy
+/// with an older seq, i.e. kCells other notifiers of this handle are preempted mid-publish; the
+/// caller then publishes under the handle's mutex instead.
 ///
 /// Memory ordering: seqlock. Writer: claim (relaxed) ; release fence ; arg (relaxed) ; tag
 /// (release). Reader: tag (acquire) ; arg (relaxed) ; acquire fence ; tag again (relaxed). If the

@@ -387,7 +387,7 @@ void spawn(EventLoop& loop, Task<void> task) {
   auto frame = task.release();
   if (!frame) return;
   frame.promise().owner = &loop;
-  loop.adopt(frame.address());
+  detail::LoopAccess::adopt(loop, frame.address());
   detail::start_on(loop, frame, frame.promise().start);
 }
 

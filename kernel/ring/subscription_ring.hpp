@@ -7,6 +7,7 @@
 
 #include "config.hpp"
 #include "herald/options.hpp"
+#include "herald/records.hpp"
 #include "memory/memory_budget.hpp"
 
 namespace herald::detail {

@@ -138,7 +138,7 @@ bool CoroWait::suspend(std::coroutine_handle<> awaiting) noexcept {
     timer.context = this;
     timer.fire = &on_timer;
     timer.deadline = deadline_after(options.timeout);
-    if (!timer_loop->arm(timer)) {
+    if (!LoopAccess::arm(*timer_loop, timer)) {
       reason.store(Errc::out_of_memory, std::memory_order_relaxed);
       if (withdraw()) {
         if (kind == Kind::handle) outcome = Errc::out_of_memory;
@@ -206,7 +206,7 @@ bool CoroWait::withdraw() noexcept {
 }
 
 void CoroWait::cleanup() noexcept {
-  if (timer_loop != nullptr) timer_loop->disarm(timer);
+  if (timer_loop != nullptr) LoopAccess::disarm(*timer_loop, timer);
   stop.reset();  // waits for a stop callback running on another thread
 }
 
