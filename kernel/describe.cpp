@@ -86,10 +86,11 @@ std::string Kernel::describe() const {
       out += "\"subscriptions\":[";
       if (const detail::SubscriberList* subs = core->subscribers()) {
         for (std::uint32_t i = 0; i < subs->count; ++i) {
-          const detail::SubscriptionRing& r = *subs->rings[i];
+          const detail::SubscriptionRecord& record = *subs->records[i];
+          const detail::SubscriptionRing& r = record.ring;
           if (i != 0) out += ',';
           out += "{\"hint\":";
-          append_string(out, r.hint());
+          append_string(out, record.hint());
           out += ',';
           append_field(out, "capacity", r.capacity());
           out += "\"overflow\":\"";

@@ -15,7 +15,7 @@ namespace herald {
 using detail::HandleCore;
 using detail::ReadGuard;
 using detail::SubscriberList;
-using detail::SubscriptionRing;
+using detail::SubscriptionRecord;
 
 Kernel::Kernel(const KernelOptions& options) : state_(new detail::KernelState(options)) {}
 
@@ -33,9 +33,9 @@ KernelState::~KernelState() {
     core->close_waiters();
     if (SubscriberList* subs = core->subscribers()) {
       for (std::uint32_t i = 0; i < subs->count; ++i) {
-        subs->rings[i]->close();
-        subs->rings[i]->kernel_ref = false;
-        release_ring(subs->rings[i]);
+        subs->records[i]->close();
+        subs->records[i]->kernel_ref = false;
+        release_record(subs->records[i]);
       }
       SubscriberList::destroy(budget, subs);
     }
@@ -43,38 +43,38 @@ KernelState::~KernelState() {
   }
 }
 
-void KernelState::unsubscribe(Handle h, SubscriptionRing* ring) noexcept {
+void KernelState::unsubscribe(Handle h, SubscriptionRecord* record) noexcept {
   std::lock_guard lock(control);
-  if (ring->kernel_ref) {
+  if (record->kernel_ref) {
     // The handle is live (unregister clears kernel_ref under this mutex before freeing the core).
     HandleCore* core = table.lookup(h);
-    assert(core != nullptr && "a ring the kernel still references belongs to a live handle");
+    assert(core != nullptr && "a record the kernel still references belongs to a live handle");
     SubscriberList* old_list = core->subscribers();
     SubscriberList* new_list = nullptr;
     if (old_list->count > 1) {
       // Unsubscribing is never refused by memory_limit: the old, larger list is freed below.
       new_list = SubscriberList::create_shrinking(budget, old_list->count - 1);
       if (new_list == nullptr) {
-        // The system allocator itself failed: keep the ring attached but abandoned by its
+        // The system allocator itself failed: keep the record attached but abandoned by its
         // consumer; it is freed with the handle, and its pushes keep being counted.
-        ring->consumer_ref = false;
+        record->consumer_ref = false;
         return;
       }
       std::uint32_t j = 0;
       for (std::uint32_t i = 0; i < old_list->count; ++i) {
-        if (old_list->rings[i] != ring) new_list->rings[j++] = old_list->rings[i];
+        if (old_list->records[i] != record) new_list->records[j++] = old_list->records[i];
       }
     }
     core->set_subscribers(new_list);
     HERALD_RACE_POINT(
         "unsubscribe.unpublished");  // unpublished, notifiers may still be pushing into it
-    synchronize_epoch();             // no notify still pushes into `ring` or reads `old_list`
-    core->retire_counts(ring->delivered(), ring->dropped());
+    synchronize_epoch();             // no notify still pushes into `record` or reads `old_list`
+    core->retire_counts(record->ring.delivered(), record->ring.dropped());
     SubscriberList::destroy(budget, old_list);
-    ring->kernel_ref = false;
+    record->kernel_ref = false;
   }
-  ring->consumer_ref = false;
-  release_ring(ring);
+  record->consumer_ref = false;
+  release_record(record);
 }
 
 }  // namespace detail
@@ -110,15 +110,15 @@ Result<void> Kernel::unregister_handle(Handle h) {
   HERALD_RACE_POINT("unregister.waiters_closed");
   detail::synchronize_epoch();  // every notify that found `core` has returned
 
-  // The final counts first: releasing a ring below may free it (a ring whose consumer is gone).
+  // The final counts first: releasing a record below may free it (one whose consumer is gone).
   const HandleStats final_stats = core->stats();
   SubscriberList* subs = core->subscribers();
   if (subs != nullptr) {
     for (std::uint32_t i = 0; i < subs->count; ++i) {
-      SubscriptionRing* ring = subs->rings[i];
-      ring->close();  // after the grace period: every push is visible before `closed`
-      ring->kernel_ref = false;
-      s.release_ring(ring);
+      SubscriptionRecord* record = subs->records[i];
+      record->close();  // after the grace period: every push is visible before `closed`
+      record->kernel_ref = false;
+      s.release_record(record);
     }
   }
   s.retired_notifications.fetch_add(final_stats.notifications, std::memory_order_relaxed);
@@ -158,22 +158,22 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
   const std::uint32_t count = old_list == nullptr ? 0 : old_list->count;
   if (count >= core->options().max_subscribers) return Errc::limit_exceeded;
 
-  SubscriptionRing* ring = SubscriptionRing::create(s.budget, capacity, options.overflow,
-                                                    core->options().producers, options.debug_hint);
-  if (ring == nullptr) return Errc::out_of_memory;
+  SubscriptionRecord* record = SubscriptionRecord::create(
+      s.budget, capacity, options.overflow, core->options().producers, options.debug_hint);
+  if (record == nullptr) return Errc::out_of_memory;
   SubscriberList* new_list = SubscriberList::create(s.budget, count + 1);
   if (new_list == nullptr) {
-    SubscriptionRing::destroy(s.budget, ring);
+    SubscriptionRecord::destroy(s.budget, record);
     return Errc::out_of_memory;
   }
-  for (std::uint32_t i = 0; i < count; ++i) new_list->rings[i] = old_list->rings[i];
-  new_list->rings[count] = ring;
+  for (std::uint32_t i = 0; i < count; ++i) new_list->records[i] = old_list->records[i];
+  new_list->records[count] = record;
   core->set_subscribers(new_list);
   if (old_list != nullptr) {
     detail::synchronize_epoch();  // no notify still iterates `old_list`
     SubscriberList::destroy(s.budget, old_list);
   }
-  return Subscription(state_, h, ring);
+  return Subscription(state_, h, record);
 }
 
 Result<NotifyReceipt> Kernel::notify(Handle h, std::int64_t arg) noexcept {

@@ -8,6 +8,7 @@
 #include "herald/options.hpp"
 #include "memory/memory_budget.hpp"
 #include "registry/handle_table.hpp"
+#include "subscription/subscription_record.hpp"
 
 namespace herald::detail {
 
@@ -19,8 +20,8 @@ class KernelState {
       : options(options), budget(options.memory_limit), table(options.max_handles) {}
   ~KernelState();
 
-  /// Detaches `ring` from the handle (if still attached) and drops the consumer's reference.
-  void unsubscribe(Handle h, SubscriptionRing* ring) noexcept;
+  /// Detaches `record` from the handle (if still attached) and drops the consumer's reference.
+  void unsubscribe(Handle h, SubscriptionRecord* record) noexcept;
 
   const KernelOptions options;
   MemoryBudget budget;
@@ -38,9 +39,9 @@ class KernelState {
   // Data plane: notifies on handles that are not live. Relaxed: a counter only.
   mutable std::atomic<std::uint64_t> rejected{0};
 
-  /// Frees a ring once neither the kernel nor a Subscription references it. Under `control`.
-  void release_ring(SubscriptionRing* ring) noexcept {
-    if (!ring->kernel_ref && !ring->consumer_ref) SubscriptionRing::destroy(budget, ring);
+  /// Frees a record once neither the kernel nor a Subscription references it. Under `control`.
+  void release_record(SubscriptionRecord* record) noexcept {
+    if (!record->kernel_ref && !record->consumer_ref) SubscriptionRecord::destroy(budget, record);
   }
 };
 

@@ -14,7 +14,7 @@ namespace herald {
 
 namespace detail {
 class KernelState;
-class SubscriptionRing;
+class SubscriptionRecord;
 }  // namespace detail
 
 class Kernel;
@@ -40,7 +40,7 @@ class Subscription {
   Subscription& operator=(const Subscription&) = delete;
   ~Subscription();
 
-  explicit operator bool() const noexcept { return ring_ != nullptr; }
+  explicit operator bool() const noexcept { return record_ != nullptr; }
   Handle handle() const noexcept { return handle_; }
 
   /// Never blocks or allocates. empty when nothing is buffered now; closed once the handle was
@@ -55,7 +55,7 @@ class Subscription {
   /// `co_await recv(options)` -> Result<Notification>: the coroutine form of recv_blocking,
   /// resuming on the waiter's executor. Destroying the Subscription while a coroutine waits here
   /// (on that coroutine's executor thread) completes the receive with closed. See RecvAwaitable.
-  RecvAwaitable recv(WaitOptions options = {}) noexcept { return RecvAwaitable(ring_, options); }
+  RecvAwaitable recv(WaitOptions options = {}) noexcept { return RecvAwaitable(record_, options); }
 
   /// Buffered now (a snapshot while notifiers run).
   std::size_t size() const noexcept;
@@ -66,13 +66,14 @@ class Subscription {
 
  private:
   friend class Kernel;
-  Subscription(detail::KernelState* kernel, Handle handle, detail::SubscriptionRing* ring) noexcept
-      : kernel_(kernel), handle_(handle), ring_(ring) {}
+  Subscription(detail::KernelState* kernel, Handle handle,
+               detail::SubscriptionRecord* record) noexcept
+      : kernel_(kernel), handle_(handle), record_(record) {}
   void reset() noexcept;
 
   detail::KernelState* kernel_ = nullptr;
   Handle handle_{};
-  detail::SubscriptionRing* ring_ = nullptr;
+  detail::SubscriptionRecord* record_ = nullptr;
 };
 
 }  // namespace herald

@@ -10,9 +10,9 @@
 namespace herald::detail {
 
 std::size_t SubscriberList::footprint(std::uint32_t count) noexcept {
-  // `rings` is declared with one element; the rest follow it in the same block. The element
+  // `records` is declared with one element; the rest follow it in the same block. The element
   // is a pointer on purpose.  NOLINTNEXTLINE(bugprone-sizeof-expression)
-  return sizeof(SubscriberList) + sizeof(SubscriberList::rings[0]) * (count == 0 ? 0 : count - 1);
+  return sizeof(SubscriberList) + sizeof(SubscriberList::records[0]) * (count == 0 ? 0 : count - 1);
 }
 
 SubscriberList* SubscriberList::create(MemoryBudget& budget, std::uint32_t count) noexcept {
@@ -107,24 +107,25 @@ NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
   // announcement, the epoch argument of ReadGuard covers the list's lifetime).
   SubscriberList* subs = subs_.load(std::memory_order_seq_cst);
   if (subs != nullptr) {
-    SubscriptionRing* const* ring = subs->rings;
-    SubscriptionRing* const* end = ring + subs->count;
-    for (; ring != end; ++ring) {
-      const bool stored = single ? (*ring)->push_single(n) : (*ring)->push_multi(n);
+    SubscriptionRecord* const* record = subs->records;
+    SubscriptionRecord* const* end = record + subs->count;
+    for (; record != end; ++record) {
+      SubscriptionRing& ring = (*record)->ring;
+      const bool stored = single ? ring.push_single(n) : ring.push_multi(n);
       delivered += stored ? 1 : 0;
       dropped += stored ? 0 : 1;
     }
   }
 
   HERALD_RACE_POINT("notify.pushed");  // pushed, parked waiters/consumers not yet checked
-  // seq_cst fence: the Dekker pair of enlist()'s fence and of SubscriptionRing::consumer_park():
+  // seq_cst fence: the Dekker pair of enlist()'s fence and of ConsumerParker::park_*():
   // either they see what we published above, or we see them parked below.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   std::uint32_t woken = 0;
   if (waiters_.load(std::memory_order_relaxed) != 0) [[unlikely]]
     woken = complete_waiters(n);
   if (subs != nullptr) {
-    for (std::uint32_t i = 0; i < subs->count; ++i) subs->rings[i]->wake_consumer_if_parked();
+    for (std::uint32_t i = 0; i < subs->count; ++i) subs->records[i]->parker.wake_if_parked();
   }
 #ifndef NDEBUG
   if (single) single_notifier_.store(0, std::memory_order_release);
@@ -220,8 +221,8 @@ HandleStats HandleCore::stats() const noexcept {
   if (SubscriberList* subs = subscribers()) {
     s.subscriptions = subs->count;
     for (std::uint32_t i = 0; i < subs->count; ++i) {
-      s.delivered += subs->rings[i]->delivered();
-      s.dropped += subs->rings[i]->dropped();
+      s.delivered += subs->records[i]->ring.delivered();
+      s.dropped += subs->records[i]->ring.dropped();
     }
   }
   s.waiters = waiter_count();

@@ -11,7 +11,7 @@
 #include "herald/options.hpp"
 #include "herald/records.hpp"
 #include "memory/memory_budget.hpp"
-#include "ring/subscription_ring.hpp"
+#include "subscription/subscription_record.hpp"
 #include "wait/waiter_list.hpp"
 
 namespace herald::detail {
@@ -20,7 +20,7 @@ namespace herald::detail {
 /// (copy-on-write) by subscribe/unsubscribe and freed after an epoch grace period.
 struct SubscriberList {
   std::uint32_t count;
-  SubscriptionRing* rings[1];  // really `count` entries
+  SubscriptionRecord* records[1];  // really `count` entries
 
   static SubscriberList* create(MemoryBudget& budget, std::uint32_t count) noexcept;
   /// A list one shorter than one being replaced: never refused by the memory limit.

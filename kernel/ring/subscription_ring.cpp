@@ -6,25 +6,10 @@
 #include <cstring>
 #include <new>
 
-#include "herald/awaitables.hpp"
 #include "race_point.hpp"
-#include "wait/futex.hpp"
 
 namespace herald::detail {
 namespace {
-
-// Cache colouring. A large ring's block comes from an allocator bin whose blocks are a multiple
-// of 4 KiB apart, so the same field of every ring (a header line, the slot of one position) maps to
-// the same L1 set: sixteen subscriptions on one handle thrashed an 8-way L1 on every notify (198 ns
-// instead of 4 x 20 ns for one thread notifying and draining). Rings of at least kColourFrom bytes
-// therefore start kCacheLine * (n % kColours) into a block padded for it, n counting creations.
-constexpr std::size_t kColours = 16;
-constexpr std::size_t kColourFrom = 4096;
-std::atomic<std::uint32_t> g_next_colour{0};
-
-std::size_t colour_padding(std::size_t bytes) noexcept {
-  return bytes >= kColourFrom ? (kColours - 1) * kCacheLine : 0;
-}
 
 // The side cell is held for a handful of stores; a contender that still finds it held after this
 // many pauses (about a microsecond) gives up instead of waiting on a preempted thread.
@@ -45,62 +30,32 @@ SubscriptionRing::SubscriptionRing(std::uint32_t capacity, Overflow overflow,
   constexpr std::size_t producer = offsetof(SubscriptionRing, tail_);
   static_assert(producer % kCacheLine == 0);
   static_assert(offsetof(SubscriptionRing, head_cache_) - producer < kCacheLine);
-  static_assert(offsetof(SubscriptionRing, receiver_token) - producer < kCacheLine);
   static_assert(offsetof(SubscriptionRing, head_) - producer == kCacheLine, "consumer line");
   static_assert(offsetof(SubscriptionRing, side_lock_) - producer == 2 * kCacheLine, "side line");
   static_assert(offsetof(SubscriptionRing, closed_) - producer == 3 * kCacheLine, "cold line");
   static_assert(sizeof(SubscriptionRing) % kCacheLine == 0, "slots start on a line");
+  static_assert(sizeof(SubscriptionRing) % alignof(Slot) == 0);
+  static_assert(sizeof(SubscriptionRing) % alignof(SeqSlot) == 0);
 #pragma GCC diagnostic pop
   // No slot straddles two lines: a push or pop touches one slot line.
   static_assert(sizeof(SeqSlot) == 16 && kCacheLine % sizeof(SeqSlot) == 0);
   static_assert(sizeof(Slot) == 32 && kCacheLine % sizeof(Slot) == 0);
 }
 
-std::size_t SubscriptionRing::footprint(std::uint32_t capacity, Producers producers) noexcept {
+std::size_t SubscriptionRing::slot_bytes(std::uint32_t capacity, Producers producers) noexcept {
   const std::size_t slot = producers == Producers::single ? sizeof(SeqSlot) : sizeof(Slot);
-  return sizeof(SubscriptionRing) + std::size_t{capacity} * slot;
+  return std::size_t{capacity} * slot;
 }
 
-SubscriptionRing* SubscriptionRing::create(MemoryBudget& budget, std::uint32_t capacity,
-                                           Overflow overflow, Producers producers,
-                                           std::string_view hint) noexcept {
-  static_assert(sizeof(SubscriptionRing) % alignof(Slot) == 0);
-  static_assert(sizeof(SubscriptionRing) % alignof(SeqSlot) == 0);
-  const std::size_t bytes = footprint(capacity, producers);
-  const std::size_t padding = colour_padding(bytes);
-  void* block = budget.allocate(padding + bytes + hint.size(), kCacheLine);
-  if (block == nullptr) return nullptr;
-  std::size_t offset = 0;
-  if (padding != 0) {
-    // relaxed: any spread of colours will do; subscribe() runs under the control mutex anyway.
-    offset = g_next_colour.fetch_add(1, std::memory_order_relaxed) % kColours * kCacheLine;
-  }
-  auto* ring =
-      ::new (static_cast<char*>(block) + offset) SubscriptionRing(capacity, overflow, producers);
-  ring->colour_offset_ = static_cast<std::uint32_t>(offset);
+void SubscriptionRing::init_slots() noexcept {
   // Published to notifiers by subscribe()'s list store.
-  for (std::uint32_t i = 0; i < capacity; ++i) {
-    if (ring->single()) {
-      ::new (&ring->seq_slots()[i]) SeqSlot{};  // seq 0: below every seq, so empty
+  for (std::uint32_t i = 0; i < capacity_; ++i) {
+    if (single()) {
+      ::new (&seq_slots()[i]) SeqSlot{};  // seq 0: below every seq, so empty
     } else {
-      ::new (&ring->slots()[i]) Slot{};  // turn 0: free for lap 0
+      ::new (&slots()[i]) Slot{};  // turn 0: free for lap 0
     }
   }
-  if (!hint.empty()) {
-    ring->hint_ = reinterpret_cast<char*>(ring) + bytes;
-    std::memcpy(ring->hint_, hint.data(), hint.size());
-    ring->hint_len_ = hint.size();
-  }
-  return ring;
-}
-
-void SubscriptionRing::destroy(MemoryBudget& budget, SubscriptionRing* ring) noexcept {
-  if (ring == nullptr) return;
-  const std::size_t bytes = footprint(ring->capacity_, ring->producers_);
-  const std::size_t total = colour_padding(bytes) + bytes + ring->hint_len_;
-  char* block = reinterpret_cast<char*>(ring) - ring->colour_offset_;
-  ring->~SubscriptionRing();
-  budget.deallocate(block, total);
 }
 
 bool SubscriptionRing::push_single(Notification n) noexcept {
@@ -298,33 +253,6 @@ bool SubscriptionRing::has_pending() const noexcept {
   // The kept item counts only once no ring position is claimed ahead of it (see take_aside).
   return side_full_.load(std::memory_order_acquire) != 0 &&
          tail_.load(std::memory_order_relaxed) == h;
-}
-
-std::uint32_t SubscriptionRing::consumer_park(std::uint32_t how) noexcept {
-  consumer_parked_.store(how, std::memory_order_relaxed);
-  // seq_cst fence: Dekker with the notifier's fence between its push and its parked check: either
-  // the notifier sees 1 and wakes us, or our recheck after this fence sees its item.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  return how;
-}
-
-void SubscriptionRing::wake_consumer() noexcept {
-  // relaxed: the futex word carries no data; the item was published by (2).
-  const std::uint32_t parked = consumer_parked_.exchange(0, std::memory_order_relaxed);
-  HERALD_RACE_POINT("ring.unparked");  // unparked, the receiver not yet taken
-  if (parked == kParkedThread) {
-    futex_wake_all(&consumer_parked_);
-  } else if (parked == kParkedCoroutine) {
-    // acq_rel: acquires the receiver's setup (release store in CoroWait::rearm_receive); the
-    // exchange makes this notifier the one that resolves it.
-    if (CoroWait* r = receiver_token.exchange(nullptr, std::memory_order_acq_rel)) r->finish();
-  }
-}
-
-void SubscriptionRing::close() noexcept {
-  closed_.store(1, std::memory_order_release);
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // Dekker with consumer_park(), as a push
-  wake_consumer();
 }
 
 std::size_t SubscriptionRing::size() const noexcept {

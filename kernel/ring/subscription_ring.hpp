@@ -8,14 +8,12 @@
 #include "config.hpp"
 #include "herald/options.hpp"
 #include "herald/records.hpp"
-#include "memory/memory_budget.hpp"
 
 namespace herald::detail {
 
-struct CoroWait;
-
 /// The bounded channel behind one Subscription: notifiers push, the subscription's one consumer
-/// pops.
+/// pops. A pure ring: it knows nothing of parking, coroutines or ownership (SubscriptionRecord
+/// holds it with the consumer's parker; notify() goes core -> ring -> parker).
 ///
 /// Producers: notify() on the handle, inside an epoch read section. The ring takes the handle's
 /// Producers mode and has a slot layout for each:
@@ -45,8 +43,8 @@ struct CoroWait;
 /// head, or of the turn) that the producer acquires before overwriting the slot, so the
 /// consumer's read of the old item happens-before its overwrite.
 ///
-/// Lifetime: created by subscribe(); referenced by the kernel (while the handle's subscriber list
-/// holds it) and by the Subscription; freed by whichever releases last, under the control mutex.
+/// Placement: constructed by its owner at the end of a block with slot_bytes(capacity) bytes
+/// right after it; init_slots() fills them before the ring is published.
 class SubscriptionRing {
  public:
   /// Producers::multi: a Vyukov slot, padded to 32 bytes so that none straddles two cache lines
@@ -62,11 +60,14 @@ class SubscriptionRing {
     std::int64_t arg;
   };
 
-  /// A ring of `capacity` (a power of two) slots in one budgeted block; nullptr when refused.
-  static SubscriptionRing* create(MemoryBudget& budget, std::uint32_t capacity, Overflow overflow,
-                                  Producers producers, std::string_view hint) noexcept;
-  static void destroy(MemoryBudget& budget, SubscriptionRing* ring) noexcept;
-  static std::size_t footprint(std::uint32_t capacity, Producers producers) noexcept;
+  /// `capacity` must be a power of two.
+  SubscriptionRing(std::uint32_t capacity, Overflow overflow, Producers producers) noexcept;
+  SubscriptionRing(const SubscriptionRing&) = delete;
+  SubscriptionRing& operator=(const SubscriptionRing&) = delete;
+  /// The bytes of slots that follow the ring.
+  static std::size_t slot_bytes(std::uint32_t capacity, Producers producers) noexcept;
+  /// Constructs the slots (all empty). Before the ring is published to notifiers.
+  void init_slots() noexcept;
 
   // ---- producer side (notify, inside a read section) ----
 
@@ -74,13 +75,6 @@ class SubscriptionRing {
   /// is counted.
   bool push_single(Notification n) noexcept;
   bool push_multi(Notification n) noexcept;
-  /// Wakes the consumer if it parked in recv_blocking(). Call after a seq_cst fence that follows
-  /// the push (the Dekker pair of consumer_park()).
-  void wake_consumer_if_parked() noexcept {
-    // relaxed: ordered after the push by the caller's seq_cst fence.
-    if (consumer_parked_.load(std::memory_order_relaxed) != 0) wake_consumer();
-  }
-  void wake_consumer() noexcept;
 
   // ---- consumer side (the Subscription's owner) ----
 
@@ -90,18 +84,11 @@ class SubscriptionRing {
   /// writing it does not count: that notifier wakes a parked consumer after it publishes.
   bool has_pending() const noexcept;
 
-  /// Who is parked: a thread sleeping on the futex, or a coroutine published in `receiver_token`.
-  static constexpr std::uint32_t kParkedThread = 1, kParkedCoroutine = 2;
-  /// Announces the consumer is about to sleep (`how`: kParkedThread or kParkedCoroutine); returns
-  /// the futex value to sleep on. The caller must recheck has_pending()/closed() after this.
-  std::uint32_t consumer_park(std::uint32_t how = kParkedThread) noexcept;
-  void consumer_unpark() noexcept { consumer_parked_.store(0, std::memory_order_relaxed); }
-  const std::atomic<std::uint32_t>& park_word() const noexcept { return consumer_parked_; }
-
   // ---- closing (control plane) ----
 
-  /// After the handle is unregistered and no notifier can reach this ring any more.
-  void close() noexcept;
+  /// After the handle is unregistered and no notifier can reach this ring any more (the owner then
+  /// wakes a parked consumer).
+  void close() noexcept { closed_.store(1, std::memory_order_release); }
   /// acquire: pairs with close(); once true, every push that will ever happen is visible.
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire) != 0; }
 
@@ -115,18 +102,9 @@ class SubscriptionRing {
   }
   std::uint32_t capacity() const noexcept { return capacity_; }
   Overflow overflow() const noexcept { return overflow_; }
-  std::string_view hint() const noexcept { return {hint_, hint_len_}; }
-
-  // ---- ownership (control plane, under the kernel's control mutex) ----
-  bool kernel_ref = true;
-  bool consumer_ref = true;
-
-  /// The coroutine suspended in Subscription::recv(), if any: set and cleared by the consumer side
-  /// only (the owner of the Subscription).
-  CoroWait* suspended_receive = nullptr;
+  Producers producers() const noexcept { return producers_; }
 
  private:
-  SubscriptionRing(std::uint32_t capacity, Overflow overflow, Producers producers) noexcept;
   /// True when the ring position `h` (the consumer's head) holds its item.
   bool ready_at(std::uint64_t h) const noexcept;
   /// Copies out the item of ring position `h` if it is there (consumer only). A multi-producer
@@ -151,18 +129,11 @@ class SubscriptionRing {
   /// The turn value that marks position p's slot free for p's lap.
   std::uint64_t free_turn(std::uint64_t p) const noexcept { return (p >> shift_) << 1; }
 
-  // Producer line: claimed by every push; parked flag read by every notify.
+  // Producer line: claimed by every push.
   alignas(kCacheLine) std::atomic<std::uint64_t> tail_{0};
-  std::atomic<std::uint32_t> consumer_parked_{0};
   std::atomic<std::uint64_t> dropped_{0};
   std::uint64_t head_cache_ = 0;  // Producers::single: the producer's copy of head_
 
- public:
-  /// The parked coroutine receiver as a token: whoever exchanges it out (a notifier that pushed,
-  /// the receive's timer or stop callback, its destructor) resolves that receive.
-  std::atomic<CoroWait*> receiver_token{nullptr};
-
- private:
   // Consumer line.
   alignas(kCacheLine) std::atomic<std::uint64_t> head_{0};
   std::uint64_t last_seq_ = 0;  // Producers::single: the seq of the last ring item popped
@@ -182,9 +153,6 @@ class SubscriptionRing {
   const std::uint32_t shift_;  // log2(capacity)
   const Overflow overflow_;
   const Producers producers_;
-  std::uint32_t colour_offset_ = 0;  // where the ring starts in its block (cache colouring)
-  char* hint_ = nullptr;
-  std::size_t hint_len_ = 0;
 };
 
 }  // namespace herald::detail

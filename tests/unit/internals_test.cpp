@@ -7,7 +7,7 @@
 #include "core/latest_cells.hpp"
 #include "memory/memory_budget.hpp"
 #include "registry/handle_table.hpp"
-#include "ring/subscription_ring.hpp"
+#include "subscription/subscription_record.hpp"
 #include "test_support.hpp"
 
 using namespace herald;
@@ -67,37 +67,41 @@ TEST_SUITE("internals") {
     CHECK(budget.allocate(std::size_t(-1)) == nullptr);
   }
 
-  TEST_CASE("the ring's producer and consumer indices sit on separate cache lines") {
+  TEST_CASE("a subscription record keeps its parker and ring lines apart and counts every byte") {
     MemoryBudget budget(1 << 20);
     for (const Producers producers : {Producers::single, Producers::multi}) {
-      SubscriptionRing* ring =
-          SubscriptionRing::create(budget, 8, Overflow::drop_newest, producers, "x");
-      REQUIRE(ring != nullptr);
-      CHECK(reinterpret_cast<std::uintptr_t>(ring) % kCacheLine == 0);
+      SubscriptionRecord* record =
+          SubscriptionRecord::create(budget, 8, Overflow::drop_newest, producers, "x");
+      REQUIRE(record != nullptr);
+      CHECK(reinterpret_cast<std::uintptr_t>(record) % kCacheLine == 0);
+      CHECK(reinterpret_cast<std::uintptr_t>(&record->parker) % kCacheLine == 0);
+      CHECK(reinterpret_cast<std::uintptr_t>(&record->ring) % kCacheLine == 0);
       CHECK(sizeof(SubscriptionRing) % kCacheLine == 0);
-      CHECK(ring->hint() == "x");
-      CHECK(budget.used() == SubscriptionRing::footprint(8, producers) + 1);
-      SubscriptionRing::destroy(budget, ring);
+      CHECK(record->hint() == "x");
+      CHECK(budget.used() == SubscriptionRecord::footprint(8, producers) + 1);
+      SubscriptionRecord::destroy(budget, record);
       CHECK(budget.used() == 0);
     }
-    // A single-producer slot is the item alone: four to a cache line.
+    // A single-producer slot is the item alone: four to a cache line; a multi-producer slot is
+    // padded to two per line, so none straddles a line boundary.
     CHECK(sizeof(SubscriptionRing::SeqSlot) == 16);
+    CHECK(sizeof(SubscriptionRing::Slot) == 32);
   }
 
-  TEST_CASE("large rings start on different cache colours and give back every byte") {
+  TEST_CASE("large records start on different cache colours and give back every byte") {
     MemoryBudget budget(std::size_t{64} << 20);
-    std::vector<SubscriptionRing*> rings;
+    std::vector<SubscriptionRecord*> records;
     std::set<std::uintptr_t> colours;  // which L1 set (of 64 per 4 KiB way) each header maps to
     for (int i = 0; i < 16; ++i) {
-      rings.push_back(
-          SubscriptionRing::create(budget, 4096, Overflow::drop_newest, Producers::single, "h"));
-      REQUIRE(rings.back() != nullptr);
-      CHECK(reinterpret_cast<std::uintptr_t>(rings.back()) % kCacheLine == 0);
-      CHECK(rings.back()->hint() == "h");
-      colours.insert(reinterpret_cast<std::uintptr_t>(rings.back()) % 4096 / kCacheLine);
+      records.push_back(
+          SubscriptionRecord::create(budget, 4096, Overflow::drop_newest, Producers::single, "h"));
+      REQUIRE(records.back() != nullptr);
+      CHECK(reinterpret_cast<std::uintptr_t>(records.back()) % kCacheLine == 0);
+      CHECK(records.back()->hint() == "h");
+      colours.insert(reinterpret_cast<std::uintptr_t>(records.back()) % 4096 / kCacheLine);
     }
     CHECK(colours.size() >= 8);
-    for (SubscriptionRing* r : rings) SubscriptionRing::destroy(budget, r);
+    for (SubscriptionRecord* r : records) SubscriptionRecord::destroy(budget, r);
     CHECK(budget.used() == 0);
   }
 }

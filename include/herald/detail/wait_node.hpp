@@ -19,6 +19,7 @@ namespace herald::detail {
 /// after detaching and then calls `on_complete`, which ends with the release store of kDone to
 /// `state`; after that store the completer touches nothing but the futex address. An owner that
 /// finds its node detached but not yet kDone waits for that store (the completer never blocks).
+/// A node and a waker are kernel-private; they are here only because awaiters embed them.
 struct WaitNode {
   static constexpr std::uint32_t kWaiting = 0;
   static constexpr std::uint32_t kDone = 1;       // bit 0: completed
@@ -33,6 +34,14 @@ struct WaitNode {
   std::atomic<std::uint32_t> state{kWaiting};
   void (*on_complete)(WaitNode*) noexcept = nullptr;
   void* context = nullptr;  // the owner's object (a coroutine wait)
+};
+
+/// A consumer parked as a callback (a coroutine receive) in its subscription's parker. Lives in
+/// the receiver's awaiter. Whoever takes it out of the parker (a notifier that pushed, or the
+/// receive's own timer, stop callback or destructor) calls `wake` exactly once.
+struct ParkedWaker {
+  void (*wake)(ParkedWaker*) noexcept = nullptr;
+  void* context = nullptr;  // the owner's object
 };
 
 }  // namespace herald::detail
