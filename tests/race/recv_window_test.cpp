@@ -19,16 +19,17 @@ namespace {
 struct Window {
   Kernel* kernel = nullptr;
   Handle handle{};
-  int notifies = 0;                      // notify this many times
-  std::stop_source* stop = nullptr;      // then request a stop, if set
-  bool unregister = false;               // then unregister the handle
+  int notifies = 0;                  // notify this many times
+  std::stop_source* stop = nullptr;  // then request a stop, if set
+  bool unregister = false;           // then unregister the handle
   int fired = 0;
 };
 Window g_window;
 
 void on_race_point(const char* where) noexcept {
   if (std::strcmp(where, "coro.armed") != 0 || g_window.fired++ != 0) return;
-  for (int i = 0; i < g_window.notifies; ++i) (void)g_window.kernel->notify(g_window.handle, 40 + i);
+  for (int i = 0; i < g_window.notifies; ++i)
+    (void)g_window.kernel->notify(g_window.handle, 40 + i);
   if (g_window.stop != nullptr) g_window.stop->request_stop();
   if (g_window.unregister) (void)g_window.kernel->unregister_handle(g_window.handle);
 }
