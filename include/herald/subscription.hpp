@@ -57,6 +57,16 @@ class Subscription {
   /// (on that coroutine's executor thread) completes the receive with closed. See RecvAwaitable.
   RecvAwaitable recv(WaitOptions options = {}) noexcept { return RecvAwaitable(record_, options); }
 
+  /// An eventfd owned by this subscription (created on the first call; the same fd afterwards),
+  /// or -1 with errno (EBADF for an empty Subscription; eventfd's errno when it cannot be made).
+  /// It is readable whenever try_recv() would return a notification or closed, and stops being
+  /// readable only after a try_recv()/try_recv_batch() that found the ring empty: a loop
+  /// `epoll_wait -> drain until empty -> epoll_wait` never sleeps on buffered items and never
+  /// spins (level- or edge-triggered epoll, poll, io_uring POLL_ADD, asyncio add_reader). notify()
+  /// writes it only on the empty-to-non-empty edge after such a try_recv; with no fd asked for it
+  /// costs notify() nothing. Destroying the Subscription closes it. Consumer thread.
+  [[nodiscard]] int pollable_fd() noexcept;
+
   /// Buffered now (a snapshot while notifiers run).
   std::size_t size() const noexcept;
   /// Lost to overflow (drop_newest) or folded (keep_latest) so far (a snapshot).
@@ -70,6 +80,8 @@ class Subscription {
                detail::SubscriptionRecord* record) noexcept
       : kernel_(kernel), handle_(handle), record_(record) {}
   void reset() noexcept;
+  /// After a receive found the ring empty: makes the pollable fd unreadable until the next push.
+  void rearm_fd() noexcept;
 
   detail::KernelState* kernel_ = nullptr;
   Handle handle_{};

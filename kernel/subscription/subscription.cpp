@@ -1,6 +1,9 @@
 // Subscription: the consumer side of a SubscriptionRecord (its ring and its parker).
 
+#include <sys/eventfd.h>
+
 #include <cassert>
+#include <cerrno>
 #include <optional>
 #include <stop_token>
 #include <utility>
@@ -8,6 +11,7 @@
 #include "herald/executor.hpp"
 #include "herald/subscription.hpp"
 #include "kernel_state.hpp"
+#include "race_point.hpp"
 #include "subscription/subscription_record.hpp"
 #include "wait/futex.hpp"
 #include "wait/spin.hpp"
@@ -61,11 +65,42 @@ void Subscription::reset() noexcept {
   record_ = nullptr;
 }
 
+int Subscription::pollable_fd() noexcept {
+  if (record_ == nullptr) {
+    errno = EBADF;
+    return -1;
+  }
+  detail::ConsumerParker& parker = record_->parker;
+  if (parker.fd() < 0) {
+    const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) return -1;  // errno from eventfd (EMFILE, ENFILE, ENOMEM)
+    parker.set_fd(fd);
+    rearm_fd();  // readable at once if something is buffered (or closed) already
+  }
+  return parker.fd();
+}
+
+void Subscription::rearm_fd() noexcept {
+  detail::ConsumerParker& parker = record_->parker;
+  if (parker.fd() < 0 || parker.fd_armed()) return;  // no fd, or armed with no push since
+  detail::drain_fd(parker.fd());
+  HERALD_RACE_POINT("fd.drained");  // unreadable, not yet armed: a push here must not be missed
+  parker.arm_fd();  // seq_cst fence inside: Dekker with notify's fence, as for a parked thread
+  if (record_->ring.has_pending() || record_->ring.closed()) {
+    // A push (or the close) came between the empty receive and the arm: readable again now.
+    parker.disarm_fd();
+    detail::signal_fd(parker.fd());
+  }
+}
+
 Result<Notification> Subscription::try_recv() noexcept {
   if (record_ == nullptr) return Errc::closed;
   Notification n;
   if (record_->ring.try_pop(n)) return n;
-  if (!record_->ring.closed()) return Errc::empty;
+  if (!record_->ring.closed()) {
+    rearm_fd();
+    return Errc::empty;
+  }
   // Closed: every push happened-before `closed` (acquire), so one more look is final.
   if (record_->ring.try_pop(n)) return n;
   return Errc::closed;
@@ -73,7 +108,9 @@ Result<Notification> Subscription::try_recv() noexcept {
 
 std::size_t Subscription::try_recv_batch(std::span<Notification> out) noexcept {
   if (record_ == nullptr) return 0;
-  return record_->ring.pop_batch(out);
+  const std::size_t n = record_->ring.pop_batch(out);
+  if (n < out.size() && !record_->ring.closed()) rearm_fd();  // it found the ring empty
+  return n;
 }
 
 Result<Notification> Subscription::recv_blocking(WaitOptions options) noexcept {

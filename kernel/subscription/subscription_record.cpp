@@ -5,6 +5,8 @@
 #include <cstring>
 #include <new>
 
+#include <unistd.h>  // for close
+
 namespace herald::detail {
 namespace {
 
@@ -65,6 +67,8 @@ void SubscriptionRecord::destroy(MemoryBudget& budget, SubscriptionRecord* recor
   if (record == nullptr) return;
   const std::size_t bytes = footprint(record->ring.capacity(), record->ring.producers());
   const std::size_t total = colour_padding(bytes) + bytes + record->hint_len_;
+  // No producer reaches the record any more, so none can write the fd after this close.
+  if (record->parker.fd() >= 0) ::close(record->parker.fd());
   char* block = reinterpret_cast<char*>(record) - record->colour_offset_;
   record->~SubscriptionRecord();
   budget.deallocate(block, total);

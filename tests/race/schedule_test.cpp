@@ -3,6 +3,8 @@
 // notify, unsubscribe against notify; then seeded random schedules of larger mixes.
 #include <doctest/doctest.h>
 
+#include <poll.h>
+
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -196,6 +198,33 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
                                       CHECK(st.delivered + st.dropped >= 2);
                                       CHECK(st.delivered + st.dropped <= 4);
                                     }};
+        },
+        kMaxPoints);
+    MESSAGE(runs << " schedules");
+  }
+
+  TEST_CASE_TEMPLATE("an empty receive arming the fd against a notify: readable iff buffered", P,
+                     test::SingleProducer, test::MultiProducer) {
+    const int runs = Schedule::explore(
+        [] {
+          auto f = std::make_shared<Fixture>(P::value);
+          const int fd = f->s.pollable_fd();
+          (void)f->k.notify(f->h, 1);  // readable now; the receive below takes it, then arms
+          return Schedule::Scenario{
+              {[f] {
+                 (void)f->s.try_recv();
+                 (void)f->s.try_recv();  // empty: drains and arms the fd
+               },
+               [f] { f->sent = f->k.notify(f->h, 2); }},
+              [f, fd](const std::string& schedule) {
+                CAPTURE(schedule);
+                pollfd p{fd, POLLIN, 0};
+                const bool readable = ::poll(&p, 1, 0) == 1;
+                if (f->s.size() != 0) CHECK(readable);  // never asleep on a buffered item
+                while (f->s.try_recv()) {
+                }
+                CHECK(::poll(&p, 1, 0) == 0);  // found empty: unreadable
+              }};
         },
         kMaxPoints);
     MESSAGE(runs << " schedules");
