@@ -135,8 +135,8 @@ class [[nodiscard]] WaitAwaitable : private detail::CoroResumption {
   friend class Kernel;
   WaitAwaitable(detail::KernelState* kernel, Handle h, Ticket after, bool observe_now,
                 WaitOptions options) noexcept;
-  static bool withdraw(CoroResumption* self) noexcept;
-  static bool settle(CoroResumption* self) noexcept;
+  static bool withdraw(CoroResumption* base) noexcept;
+  static bool settle(CoroResumption* base) noexcept;
   static void on_node_complete(detail::WaitNode* node) noexcept;
   static const Ops kOps;
 
@@ -170,8 +170,8 @@ class [[nodiscard]] RecvAwaitable : private detail::CoroResumption {
  private:
   friend class Subscription;
   RecvAwaitable(detail::SubscriptionRecord* record, WaitOptions options) noexcept;
-  static bool withdraw(CoroResumption* self) noexcept;
-  static bool settle(CoroResumption* self) noexcept;
+  static bool withdraw(CoroResumption* base) noexcept;
+  static bool settle(CoroResumption* base) noexcept;
   static void on_wake(detail::ParkedWaker* waker) noexcept;
   static const Ops kOps;
   /// Parks in the subscription's parker; false if something (or a reason to give up) is there

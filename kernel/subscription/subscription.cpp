@@ -95,7 +95,7 @@ void Subscription::rearm_fd() noexcept {
 
 Result<Notification> Subscription::try_recv() noexcept {
   if (record_ == nullptr) return Errc::closed;
-  Notification n;
+  Notification n{};
   if (record_->ring.try_pop(n)) return n;
   if (!record_->ring.closed()) {
     rearm_fd();
@@ -115,7 +115,7 @@ std::size_t Subscription::try_recv_batch(std::span<Notification> out) noexcept {
 
 Result<Notification> Subscription::recv_blocking(WaitOptions options) noexcept {
   if (record_ == nullptr) return Errc::closed;
-  Notification n;
+  Notification n{};
   if (record_->ring.try_pop(n)) return n;
   const auto deadline = detail::deadline_after(options.timeout);
   if (options.timeout > std::chrono::nanoseconds::zero() &&

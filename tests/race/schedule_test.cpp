@@ -44,6 +44,7 @@ struct Fixture {
   Kernel k;
   Handle h{};
   Subscription s;
+  Subscription other;  // a second subscriber, for scenarios that unsubscribe it
   std::stop_source stop;
   std::stop_token token = stop.get_token();
   std::optional<Result<Notification>> got;
@@ -181,12 +182,12 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
     const int runs = Schedule::explore(
         [] {
           auto f = std::make_shared<Fixture>(Producers::multi);
-          auto other = std::make_shared<Subscription>(f->k.subscribe(f->h).value());
+          f->other = f->k.subscribe(f->h).value();
           return Schedule::Scenario{{[f] {
                                        (void)f->k.notify(f->h, 1);
                                        f->sent = f->k.notify(f->h, 2);
                                      },
-                                     [other] { *other = Subscription(); }},
+                                     [f] { f->other = Subscription(); }},
                                     [f](const std::string& schedule) {
                                       CAPTURE(schedule);
                                       const HandleStats st = f->k.stats(f->h).value();
@@ -210,21 +211,21 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
           auto f = std::make_shared<Fixture>(P::value);
           const int fd = f->s.pollable_fd();
           (void)f->k.notify(f->h, 1);  // readable now; the receive below takes it, then arms
-          return Schedule::Scenario{
-              {[f] {
-                 (void)f->s.try_recv();
-                 (void)f->s.try_recv();  // empty: drains and arms the fd
-               },
-               [f] { f->sent = f->k.notify(f->h, 2); }},
-              [f, fd](const std::string& schedule) {
-                CAPTURE(schedule);
-                pollfd p{fd, POLLIN, 0};
-                const bool readable = ::poll(&p, 1, 0) == 1;
-                if (f->s.size() != 0) CHECK(readable);  // never asleep on a buffered item
-                while (f->s.try_recv()) {
-                }
-                CHECK(::poll(&p, 1, 0) == 0);  // found empty: unreadable
-              }};
+          return Schedule::Scenario{{[f] {
+                                       (void)f->s.try_recv();
+                                       (void)f->s.try_recv();  // empty: drains and arms the fd
+                                     },
+                                     [f] { f->sent = f->k.notify(f->h, 2); }},
+                                    [f, fd](const std::string& schedule) {
+                                      CAPTURE(schedule);
+                                      pollfd p{fd, POLLIN, 0};
+                                      const bool readable = ::poll(&p, 1, 0) == 1;
+                                      if (f->s.size() != 0)
+                                        CHECK(readable);  // never asleep on a buffered item
+                                      while (f->s.try_recv()) {
+                                      }
+                                      CHECK(::poll(&p, 1, 0) == 0);  // found empty: unreadable
+                                    }};
         },
         kMaxPoints);
     MESSAGE(runs << " schedules");
