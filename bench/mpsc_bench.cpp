@@ -21,98 +21,19 @@
 #include <span>
 
 #include "bench_support.hpp"
-#include "seed_design.hpp"
+#include "peer_queues.hpp"
 
 namespace {
 
 using herald::Notification;
-using herald_bench::kCapacity;
 using herald_bench::kDrainBatch;
-
-struct HeraldQueue {
-  herald::Kernel kernel;
-  herald::Handle h = kernel.register_handle({.producers = herald::Producers::multi}).value();
-  herald::Subscription sub = kernel.subscribe(h, {.capacity = kCapacity}).value();
-  bool push(int /*thread*/, std::int64_t v) { return kernel.notify(h, v)->delivered != 0; }
-  std::size_t drain(std::span<Notification> out) { return sub.try_recv_batch(out); }
-};
-
-struct BoostQueue {
-  boost::lockfree::queue<Notification, boost::lockfree::capacity<kCapacity>> queue;
-  bool push(int /*thread*/, std::int64_t v) {
-    return queue.bounded_push(Notification{static_cast<std::uint64_t>(v), v});
-  }
-  std::size_t drain(std::span<Notification> out) {
-    std::size_t n = 0;
-    while (n < out.size() && queue.pop(out[n])) ++n;
-    return n;
-  }
-};
-
-struct MoodycamelQueue {
-  moodycamel::ConcurrentQueue<Notification> queue{kCapacity, 2, 0};
-  std::array<moodycamel::ProducerToken, 2> tokens{moodycamel::ProducerToken(queue),
-                                                  moodycamel::ProducerToken(queue)};
-  bool push(int thread, std::int64_t v) {
-    return queue.try_enqueue(tokens[static_cast<std::size_t>(thread)],
-                             Notification{static_cast<std::uint64_t>(v), v});
-  }
-  std::size_t drain(std::span<Notification> out) {
-    return queue.try_dequeue_bulk(out.data(), out.size());
-  }
-};
-
-struct TbbQueue {
-  tbb::concurrent_bounded_queue<Notification> queue;
-  TbbQueue() { queue.set_capacity(kCapacity); }
-  bool push(int /*thread*/, std::int64_t v) {
-    return queue.try_push(Notification{static_cast<std::uint64_t>(v), v});
-  }
-  std::size_t drain(std::span<Notification> out) {
-    std::size_t n = 0;
-    while (n < out.size() && queue.try_pop(out[n])) ++n;
-    return n;
-  }
-};
-
-struct MutexDeque {
-  std::mutex mutex;
-  std::deque<Notification> queue;
-  bool push(int /*thread*/, std::int64_t v) {
-    std::lock_guard lock(mutex);
-    if (queue.size() >= kCapacity) return false;
-    queue.push_back(Notification{static_cast<std::uint64_t>(v), v});
-    return true;
-  }
-  std::size_t drain(std::span<Notification> out) {
-    std::lock_guard lock(mutex);
-    std::size_t n = 0;
-    for (; n < out.size() && !queue.empty(); ++n) {
-      out[n] = queue.front();
-      queue.pop_front();
-    }
-    return n;
-  }
-};
-
-struct SeedQueue {
-  seed::Kernel kernel;
-  seed::Kernel::Id h = kernel.register_handle();
-  std::shared_ptr<seed::Subscriber> sub = kernel.subscribe(h, kCapacity);
-  std::array<seed::Notification, kDrainBatch> buf{};
-  bool push(int /*thread*/, std::int64_t v) {
-    std::size_t dropped = 0;
-    kernel.notify(h, v, &dropped);
-    return dropped == 0;
-  }
-  std::size_t drain(std::span<Notification> /*out*/) { return kernel.try_recv_batch(*sub, buf); }
-};
+using namespace herald_bench::peers;
 
 /// The queue and its consumer, created by thread 0 before the timed loop; Google Benchmark's
 /// start and stop barriers order the other thread's use between them.
 template <class Queue>
 struct Shared {
-  Queue queue;
+  Queue queue{2};
   herald_bench::Drainer consumer{
       [this, buf = std::array<Notification, kDrainBatch>{}]() mutable { return queue.drain(buf); },
       /*polite=*/true};
