@@ -689,7 +689,11 @@ Result<std::uint32_t> Outbox::release_leases(std::string_view owner) {
 Result<DrainResult> Outbox::drain(std::string_view queue, std::string_view owner,
                                   const std::function<bool(const Entry&)>& send) {
   if (!valid_name(queue) || !valid_name(owner) || !send) return Errc::invalid_argument;
-  constexpr std::uint32_t kBatch = 64;
+  // Batches start at one entry and double (up to 64) while a batch takes under a quarter of the
+  // lease, so slow senders do not hold many unstarted leases.
+  constexpr std::uint32_t kMaxBatch = 64;
+  std::uint32_t batch_size = 1;
+  const std::int64_t lease_ms = impl_->options.lease.count();
   DrainResult result{0, 0, 0};
   const std::int64_t cutoff = now_ms();
   std::unordered_set<std::string> seen;  // ids handled in this pass: never twice in one pass
@@ -697,10 +701,11 @@ Result<DrainResult> Outbox::drain(std::string_view queue, std::string_view owner
     Result<std::vector<Entry>> batch = Errc::closed;
     {
       std::lock_guard lock(impl_->mutex);
-      batch = impl_->claim_locked(queue, owner, kBatch, {}, cutoff);
+      batch = impl_->claim_locked(queue, owner, batch_size, {}, cutoff);
     }
     if (!batch) return batch.error();
     if (batch->empty()) return result;
+    const std::int64_t batch_started = now_ms();
     bool repeated = false;
     for (Entry& e : *batch) {
       if (seen.count(e.id) != 0) {  // re-queued earlier in this pass and due again: next pass
@@ -709,6 +714,12 @@ Result<DrainResult> Outbox::drain(std::string_view queue, std::string_view owner
         continue;
       }
       seen.insert(e.id);
+      if (e.due_at_ms - now_ms() < lease_ms / 2) {  // waited long in its batch: renew the lease
+        if (auto r = extend(e, owner, {}); !r) {
+          if (r.error() != Errc::closed) return r.error();
+          continue;  // lost meanwhile: its new holder sends it
+        }
+      }
       bool ok = false;
       std::string error = "send returned false";
       try {
@@ -739,6 +750,8 @@ Result<DrainResult> Outbox::drain(std::string_view queue, std::string_view owner
       ++(*status == EntryStatus::failed ? result.failed : result.retried);
     }
     if (repeated) return result;
+    const std::int64_t took = now_ms() - batch_started;
+    batch_size = took < lease_ms / 4 ? std::min(batch_size * 2, kMaxBatch) : 1;
   }
 }
 
