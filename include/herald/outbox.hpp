@@ -61,7 +61,7 @@ struct OutboxOptions {
   NotifyMode notify = NotifyMode::none;
   Kernel* kernel = nullptr;  ///< NotifyMode::kernel: where to notify
   /// NotifyMode::callback: called after the commit, outside every lock, on the enqueuing thread.
-  std::function<void(std::string_view queue, std::string_view id)> on_enqueue;
+  std::function<void(std::string_view queue, std::string_view id)> on_enqueue{};
   Durability durability = Durability::process_crash;
   /// How long a statement waits for another connection's lock before it gives up (timed_out).
   std::chrono::milliseconds busy_timeout{5000};
@@ -240,9 +240,9 @@ struct HandlerOutcome {
 };
 
 struct DispatcherOptions {
-  std::string queue;
+  std::string queue{};
   /// The lease owner for every claim; empty: "<host>:<pid>:d<n>", unique per Dispatcher.
-  std::string owner;
+  std::string owner{};
   std::uint32_t workers = 1;
   std::uint32_t batch = 1;            ///< entries per claim
   std::chrono::milliseconds lease{};  ///< 0: the Outbox's lease
