@@ -371,7 +371,7 @@ Result<std::vector<Enqueued>> Outbox::enqueue_batch(std::string_view queue,
     std::lock_guard lock(impl_->mutex);
     Db& db = impl_->db;
     Statement* insert = db.statement(kInsert, kInsertSql);
-    if (insert == nullptr) return Errc::closed;
+    if (insert == nullptr) return db.last_errc();
     const std::int64_t now = now_ms();
     Transaction tx(db);
     if (items.size() > 1) {
@@ -428,7 +428,7 @@ Result<std::vector<Entry>> Outbox::Impl::claim_locked(std::string_view queue,
   Statement* reap = db.statement(kReap, kReapSql);
   Statement* select = db.statement(kSelectDue, kSelectDueSql);
   Statement* take = db.statement(kLease, kLeaseSql);
-  if (reap == nullptr || select == nullptr || take == nullptr) return Errc::closed;
+  if (reap == nullptr || select == nullptr || take == nullptr) return db.last_errc();
   const std::int64_t now = Outbox::now_ms();
   const std::int64_t until = now + (lease.count() > 0 ? lease : options.lease).count();
   Transaction tx(db);
@@ -485,7 +485,7 @@ Result<std::vector<Entry>> Outbox::claim(std::string_view queue, std::string_vie
 
 Result<std::string> Outbox::Impl::queue_of(std::string_view id) {
   Statement* s = db.statement(kQueuesOfId, kQueuesOfIdSql);
-  if (s == nullptr) return Errc::closed;
+  if (s == nullptr) return db.last_errc();
   Scope scope(*s);
   s->bind(1, id);
   std::vector<std::string> queues;
@@ -502,7 +502,7 @@ Result<void> Outbox::Impl::by_holder(Slot slot, const char* sql, std::string_vie
                                      std::string_view id, std::string_view owner,
                                      std::int64_t attempts, std::int64_t time) {
   Statement* s = db.statement(slot, sql);
-  if (s == nullptr) return Errc::closed;
+  if (s == nullptr) return db.last_errc();
   Scope scope(*s);
   s->bind(1, id);
   s->bind(2, queue);
@@ -560,7 +560,7 @@ Result<EntryStatus> Outbox::Impl::fail_locked(std::string_view queue, std::strin
                                               std::string_view owner, std::int64_t attempts,
                                               std::string_view error, bool permanent) {
   Statement* s = db.statement(kFail, kFailSql);
-  if (s == nullptr) return Errc::closed;
+  if (s == nullptr) return db.last_errc();
   Scope scope(*s);
   s->bind(1, id);
   s->bind(2, queue);
@@ -616,7 +616,7 @@ Result<void> Outbox::release(const Entry& entry, std::string_view owner) {
 
 Result<void> Outbox::Impl::retry_locked(std::string_view queue, std::string_view id) {
   Statement* s = db.statement(kRetry, kRetrySql);
-  if (s == nullptr) return Errc::closed;
+  if (s == nullptr) return db.last_errc();
   {
     Scope scope(*s);
     s->bind(1, id);
@@ -629,7 +629,7 @@ Result<void> Outbox::Impl::retry_locked(std::string_view queue, std::string_view
     return {};
   }
   Statement* exists = db.statement(kExists, kExistsSql);
-  if (exists == nullptr) return Errc::closed;
+  if (exists == nullptr) return db.last_errc();
   Scope scope(*exists);
   exists->bind(1, id);
   exists->bind(2, queue);
@@ -670,7 +670,7 @@ Result<std::uint32_t> Outbox::release_leases(std::string_view owner) {
     std::lock_guard lock(impl_->mutex);
     Db& db = impl_->db;
     Statement* s = db.statement(kReleaseOwner, kReleaseOwnerSql);
-    if (s == nullptr) return Errc::closed;
+    if (s == nullptr) return db.last_errc();
     Scope scope(*s);
     s->bind(1, owner);
     s->bind(2, now_ms());
@@ -812,7 +812,7 @@ Result<std::string> Outbox::stats(std::string_view queue) const {
     std::lock_guard lock(impl_->mutex);
     Db& db = impl_->db;
     Statement* s = db.statement(kStats, kStatsSql);
-    if (s == nullptr) return Errc::closed;
+    if (s == nullptr) return db.last_errc();
     Scope scope(*s);
     s->bind(1, queue);
     s->bind(2, now);
@@ -881,7 +881,7 @@ Result<std::vector<Entry>> Outbox::list(std::string_view queue, std::optional<En
   std::lock_guard lock(impl_->mutex);
   Db& db = impl_->db;
   Statement* s = db.statement(kList, kListSql);
-  if (s == nullptr) return Errc::closed;
+  if (s == nullptr) return db.last_errc();
   Scope scope(*s);
   s->bind(1, queue);
   s->bind(2, status ? static_cast<std::int64_t>(*status) : std::int64_t{-1});
@@ -902,7 +902,7 @@ Result<std::optional<std::int64_t>> Outbox::next_due_ms(std::string_view queue) 
   std::lock_guard lock(impl_->mutex);
   Db& db = impl_->db;
   Statement* s = db.statement(kNextDue, kNextDueSql);
-  if (s == nullptr) return Errc::closed;
+  if (s == nullptr) return db.last_errc();
   Scope scope(*s);
   s->bind(1, queue);
   const int rc = s->step();

@@ -121,11 +121,13 @@ Errc Db::fail(int rc) {
     last_error_ += msg;
   }
   const Errc e = errc_from_sqlite(rc);
-  return e == Errc{} ? Errc::closed : e;
+  last_errc_ = e == Errc{} ? Errc::closed : e;
+  return last_errc_;
 }
 
 Errc Db::fail(Errc e, std::string message) {
   last_error_ = std::move(message);
+  last_errc_ = e;
   return e;
 }
 
@@ -135,7 +137,7 @@ Transaction::~Transaction() {
 
 Result<void> Transaction::begin_immediate() {
   auto* s = db_.statement(0, "BEGIN IMMEDIATE");
-  if (s == nullptr) return Errc::closed;
+  if (s == nullptr) return db_.last_errc();
   const int rc = s->step();
   s->reset();
   if (rc != SQLITE_DONE) return db_.fail(rc);
@@ -145,7 +147,7 @@ Result<void> Transaction::begin_immediate() {
 
 Result<void> Transaction::commit() {
   auto* s = db_.statement(1, "COMMIT");
-  if (s == nullptr) return Errc::closed;
+  if (s == nullptr) return db_.last_errc();
   const int rc = s->step();
   s->reset();
   if (rc != SQLITE_DONE) return db_.fail(rc);  // the destructor rolls back

@@ -95,12 +95,15 @@ class Db {
   Errc fail(int rc);
   Errc fail(Errc e, std::string message);
   const std::string& last_error() const noexcept { return last_error_; }
+  /// The Errc of the last failure (a statement that would not prepare, ...).
+  Errc last_errc() const noexcept { return last_errc_; }
   void clear_error() { last_error_.clear(); }
 
  private:
   sqlite3* db_ = nullptr;
   std::vector<Statement*> cache_;
   std::string last_error_;
+  Errc last_errc_ = Errc::closed;
 };
 
 /// BEGIN [IMMEDIATE] ... COMMIT; rolls back in the destructor unless commit() succeeded.
