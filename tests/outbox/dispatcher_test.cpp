@@ -139,7 +139,7 @@ TEST_SUITE("outbox dispatcher") {
     REQUIRE(eventually([&] { return d.stats().acked == kEntries; }));
     d.stop();
     CHECK(rec.distinct() == kEntries);
-    for (auto& [id, n] : rec.runs) CHECK_MESSAGE(n == 1, id);
+    for (const auto& run : rec.runs) CHECK_MESSAGE(run.second == 1, run.first);
     CHECK(d.stats().claimed == kEntries);
     CHECK(d.stats().errors == 0);
   }

@@ -515,7 +515,7 @@ TEST_SUITE("outbox") {
     CHECK(r->retried == 2);
     CHECK(r->failed == 1);
     CHECK(sends.size() == 10);
-    for (auto& [id, n] : sends) CHECK_MESSAGE(n == 1, id);
+    for (const auto& run : sends) CHECK_MESSAGE(run.second == 1, run.first);
     auto queued = box->list("q", EntryStatus::queued).value();
     REQUIRE(queued.size() == 2);
     auto failed = box->list("q", EntryStatus::failed).value();
