@@ -33,14 +33,16 @@ class Statement {
   bool ok() const noexcept { return stmt_ != nullptr; }
   int prepare_rc() const noexcept { return prepare_rc_; }
 
+  // Text and blobs are bound without a copy (SQLITE_STATIC): every caller's data outlives the
+  // step, and Scope clears the bindings before the data can go away.
   void bind(int i, std::int64_t v) noexcept { sqlite3_bind_int64(stmt_, i, v); }
   void bind(int i, std::string_view v) noexcept {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   }
   void bind(int i, std::span<const std::byte> v) noexcept {
     // A zero-length blob (never NULL: the column is NOT NULL).
     sqlite3_bind_blob(stmt_, i, v.empty() ? "" : static_cast<const void*>(v.data()),
-                      static_cast<int>(v.size()), SQLITE_TRANSIENT);
+                      static_cast<int>(v.size()), SQLITE_STATIC);
   }
   /// SQLITE_ROW, SQLITE_DONE or an error code.
   int step() noexcept { return sqlite3_step(stmt_); }
