@@ -30,9 +30,10 @@ Task<void> wait_once(Kernel& k, Handle h, std::optional<Result<Notification>>& o
 
 /// Runs `task` on a fresh EventLoop on this thread until `out` is set (bounded: 3 s, then the
 /// check reports a hung wait).
+/// The loop outlives every scenario thread (it is the fixture's): a notifier may still be inside
+/// post() when the receive has already resumed.
 template <class T>
-void drive(Task<void> task, const std::optional<T>& out) {
-  EventLoop loop;
+void drive(EventLoop& loop, Task<void> task, const std::optional<T>& out) {
   spawn(loop, std::move(task));
   const auto give_up = std::chrono::steady_clock::now() + 3s;
   while (!out.has_value() && std::chrono::steady_clock::now() < give_up) {
@@ -41,6 +42,7 @@ void drive(Task<void> task, const std::optional<T>& out) {
 }
 
 struct Fixture {
+  EventLoop loop;  // declared first: destroyed last, after the kernel's subscriptions
   Kernel k;
   Handle h{};
   Subscription s;
@@ -65,7 +67,7 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
         [] {
           auto f = std::make_shared<Fixture>(P::value);
           return Schedule::Scenario{
-              {[f] { drive(recv_once(f->s, {}, f->got), f->got); },
+              {[f] { drive(f->loop, recv_once(f->s, {}, f->got), f->got); },
                [f] { f->sent = f->k.notify(f->h, 7); }},
               [f](const std::string& schedule) {
                 CAPTURE(schedule);
@@ -84,7 +86,7 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
         [] {
           auto f = std::make_shared<Fixture>(Producers::multi);
           return Schedule::Scenario{
-              {[f] { drive(recv_once(f->s, {}, f->got), f->got); },
+              {[f] { drive(f->loop, recv_once(f->s, {}, f->got), f->got); },
                [f] { f->sent = f->k.notify(f->h, 7); },
                [f] { f->unregistered = f->k.unregister_handle(f->h); }},
               [f](const std::string& schedule) {
@@ -112,7 +114,7 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
         [] {
           auto f = std::make_shared<Fixture>(Producers::multi);
           return Schedule::Scenario{
-              {[f] { drive(recv_once(f->s, {.stop = &f->token}, f->got), f->got); },
+              {[f] { drive(f->loop, recv_once(f->s, {.stop = &f->token}, f->got), f->got); },
                [f] { f->stop.request_stop(); }, [f] { f->sent = f->k.notify(f->h, 7); }},
               [f](const std::string& schedule) {
                 CAPTURE(schedule);
@@ -160,7 +162,7 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
     const int runs = Schedule::explore(
         [] {
           auto f = std::make_shared<Fixture>(Producers::single);
-          return Schedule::Scenario{{[f] { drive(wait_once(f->k, f->h, f->got), f->got); },
+          return Schedule::Scenario{{[f] { drive(f->loop, wait_once(f->k, f->h, f->got), f->got); },
                                      [f] { f->sent = f->k.notify(f->h, 7); },
                                      [f] { f->unregistered = f->k.unregister_handle(f->h); }},
                                     [f](const std::string& schedule) {
@@ -238,7 +240,7 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
         [] {
           auto f = std::make_shared<Fixture>(Producers::multi, 2);
           return Schedule::Scenario{
-              {[f] { drive(recv_once(f->s, {.stop = &f->token}, f->got), f->got); },
+              {[f] { drive(f->loop, recv_once(f->s, {.stop = &f->token}, f->got), f->got); },
                [f] {
                  for (int i = 0; i < 3; ++i) (void)f->k.notify(f->h, i);
                },
