@@ -76,6 +76,16 @@ class MemPipe {
 
   MemPipe(Kernel& kernel, Handle handle, const MemPipeOptions& options) noexcept;
   void finish(std::uint32_t state, int error) noexcept;
+  /// Publishes `size` with the seq of the notify that announces it, then notifies.
+  void publish(std::size_t size) noexcept;
+  /// Notifies the pipe's handle and records the seq it got.
+  void notify_once(std::int64_t arg) noexcept;
+  /// A size and the seq of the notify that announces it, read as one pair (seqlock).
+  struct Published {
+    std::size_t size;
+    std::uint64_t seq;
+  };
+  Published published() const noexcept;
 
   Kernel& kernel_;
   Handle handle_;
@@ -84,6 +94,11 @@ class MemPipe {
   Chunk* last_ = nullptr;      // writer only
   std::size_t last_used_ = 0;  // bytes used in last_ (writer only)
   std::atomic<std::size_t> size_{0};
+  // The pair a reader takes its ticket from: it consumes up to `size_` and waits for a seq above
+  // `size_seq_`, so every notify that wakes it brings bytes it has not read (or the end).
+  std::atomic<std::uint64_t> pair_version_{0};  // odd while the writer changes the pair
+  std::atomic<std::uint64_t> size_seq_{0};
+  std::uint64_t notified_ = 0;  // writer only: the seq of its last notify
   // kOpen, kClosed or kFailed; written once, before the final notify.
   std::atomic<std::uint32_t> state_{0};
   int error_ = 0;  // published by state_

@@ -3,8 +3,10 @@
 #include "herald/mempipe.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <new>
+#include <thread>
 
 namespace herald {
 
@@ -56,9 +58,7 @@ Result<void> MemPipe::write(std::span<const std::byte> data) {
     if (last_used_ == kChunkSize) {
       auto* fresh = new (std::nothrow) Chunk;
       if (fresh == nullptr) {
-        // Publish what was copied so far; report the rest as not written.
-        size_.store(size + done, std::memory_order_release);
-        (void)kernel_.notify(handle_, static_cast<std::int64_t>(size + done));
+        publish(size + done);  // what was copied so far; the rest is reported as not written
         return Errc::out_of_memory;
       }
       // release: a reader that follows the link sees an initialised chunk.
@@ -71,10 +71,45 @@ Result<void> MemPipe::write(std::span<const std::byte> data) {
     last_used_ += n;
     done += n;
   }
-  // release: readers that acquire the new size see the bytes (and the chunk links).
-  size_.store(size + done, std::memory_order_release);
-  (void)kernel_.notify(handle_, static_cast<std::int64_t>(size + done));
+  publish(size + done);
   return {};
+}
+
+void MemPipe::publish(std::size_t size) noexcept {
+  // The pipe's handle is private and this is its only notifier, so the next notify's seq is
+  // known. Seqlock writer: version odd (relaxed) ; release fence ; the pair ; version even
+  // (release).
+  const std::uint64_t v = pair_version_.load(std::memory_order_relaxed);
+  pair_version_.store(v + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  // release: readers that acquire the new size see the bytes (and the chunk links).
+  size_.store(size, std::memory_order_release);
+  size_seq_.store(notified_ + 1, std::memory_order_relaxed);
+  pair_version_.store(v + 2, std::memory_order_release);
+  notify_once(static_cast<std::int64_t>(size));
+}
+
+void MemPipe::notify_once(std::int64_t arg) noexcept {
+  const auto receipt = kernel_.notify(handle_, arg);
+  if (receipt) {
+    assert(receipt->seq == notified_ + 1 && "only the writer notifies a pipe's handle");
+    notified_ = receipt->seq;
+  }
+}
+
+MemPipe::Published MemPipe::published() const noexcept {
+  for (;;) {
+    // Seqlock reader: version (acquire) ; the pair ; acquire fence ; version again. Equal and
+    // even: the pair is one the writer published whole.
+    const std::uint64_t v = pair_version_.load(std::memory_order_acquire);
+    if ((v & 1) == 0) {
+      const Published p{size_.load(std::memory_order_acquire),
+                        size_seq_.load(std::memory_order_relaxed)};
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (pair_version_.load(std::memory_order_relaxed) == v) return p;
+    }
+    std::this_thread::yield();  // the writer is between its two version stores
+  }
 }
 
 void MemPipe::finish(std::uint32_t state, int error) noexcept {
@@ -82,7 +117,7 @@ void MemPipe::finish(std::uint32_t state, int error) noexcept {
   if (state_.load(std::memory_order_relaxed) != kOpen) return;
   error_ = error;
   state_.store(state, std::memory_order_release);  // publishes error_; pairs with try_read
-  (void)kernel_.notify(handle_, -1);
+  notify_once(-1);
 }
 
 void MemPipe::close() noexcept { finish(kClosed, 0); }
@@ -97,11 +132,15 @@ bool MemPipe::Reader::try_read(std::span<std::byte> buffer, ReadResult& out,
     out = ReadResult{.error = own_error_};
     return true;
   }
-  // The ticket first: a write after this point notifies with a later seq, so a wait on the
-  // ticket cannot miss it (and observe's acquire makes earlier writes visible below).
-  ticket = pipe_->kernel_.observe(pipe_->handle_).value_or(Ticket{~std::uint64_t{0}});
+  // The ticket is the seq that announces the size read with it: a write after that size notifies
+  // with a later seq, and every later seq brings bytes beyond it or the end, so a wait on the
+  // ticket neither misses a write nor wakes for bytes this reader already took.
+  // The state first: if it says closed, the size read after it is final; if open, the close
+  // notifies with a seq above the ticket.
   const std::uint32_t state = pipe_->state_.load(std::memory_order_acquire);
-  const std::size_t size = pipe_->size_.load(std::memory_order_acquire);
+  const Published pub = pipe_->published();
+  ticket = Ticket{pub.seq};
+  const std::size_t size = pub.size;
   if (position_ < size && !buffer.empty()) {
     if (chunk_ == nullptr) chunk_ = pipe_->first_;
     std::size_t copied = 0;
