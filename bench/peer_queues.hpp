@@ -50,6 +50,18 @@ struct MoodycamelQueue {
   explicit MoodycamelQueue(unsigned producers) : queue(kCapacity, producers, 0) {
     tokens.reserve(producers);
     for (unsigned i = 0; i < producers; ++i) tokens.emplace_back(queue);
+    // An explicit producer keeps every block it ever takes from the preallocated pool, so one
+    // that runs ahead can take them all and leave another's try_enqueue failing for good. Each
+    // token first fills its share (and the queue is drained), so every producer owns blocks.
+    const std::size_t share = kCapacity / producers;
+    for (auto& token : tokens) {
+      for (std::size_t i = 0; i < share; ++i) {
+        if (!queue.try_enqueue(token, Notification{})) break;
+      }
+    }
+    Notification sink[64];
+    while (queue.try_dequeue_bulk(sink, 64) != 0) {
+    }
   }
   moodycamel::ConcurrentQueue<Notification> queue;
   std::vector<moodycamel::ProducerToken> tokens;
