@@ -31,6 +31,7 @@ KernelState::~KernelState() {
   while (HandleCore* core = live_head) {
     live_head = core->live_next;
     core->close_waiters();
+    core->drain_blocking();
     if (SubscriberList* subs = core->subscribers()) {
       for (std::uint32_t i = 0; i < subs->count; ++i) {
         subs->records[i]->close();
@@ -109,6 +110,7 @@ Result<void> Kernel::unregister_handle(Handle h) {
   core->close_waiters();  // parked waiters complete with closed; no new ones enlist
   HERALD_RACE_POINT("unregister.waiters_closed");
   detail::synchronize_epoch();  // every notify that found `core` has returned
+  core->drain_blocking();       // every blocking waiter, woken by close_waiters(), has left
 
   // The final counts first: releasing a record below may free it (one whose consumer is gone).
   const HandleStats final_stats = core->stats();

@@ -16,7 +16,8 @@ struct Ticket {
   std::uint64_t seq;
 };
 /// What one notify() did: its seq, and per subscription whether it was buffered or dropped, and
-/// how many parked waiters it completed.
+/// how many parked waiters it woke: the coroutine waits it completed, plus every blocking waiter
+/// parked on the handle (they all wake to recheck; one whose ticket is still ahead sleeps again).
 struct NotifyReceipt {
   std::uint64_t seq;
   std::uint32_t delivered;

@@ -1,11 +1,13 @@
 #include "core/handle_core.hpp"
 
+#include <bit>
 #include <cassert>
 #include <cstddef>
 #include <cstring>
 #include <new>
 
 #include "race_point.hpp"
+#include "wait/futex.hpp"
 
 namespace herald::detail {
 
@@ -122,8 +124,10 @@ NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
   // either they see what we published above, or we see them parked below.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   std::uint32_t woken = 0;
-  if (waiters_.load(std::memory_order_relaxed) != 0) [[unlikely]]
-    woken = complete_waiters(n);
+  // relaxed: the fence above orders it (the Dekker pair); it is on the line notify already holds.
+  const std::uint64_t w = wake_.load(std::memory_order_relaxed);
+  if ((w & kWaiterMask) != 0) [[unlikely]]
+    woken = wake_waiters(n, w);
   if (subs != nullptr) {
     for (std::uint32_t i = 0; i < subs->count; ++i) subs->records[i]->parker.wake_if_parked();
   }
@@ -136,6 +140,16 @@ NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
 void HandleCore::publish_locked(Notification n) noexcept {
   std::lock_guard lock(mutex_);
   if (n.seq > locked_latest_.seq) locked_latest_ = n;
+  // relaxed: notify()'s fence orders it before the load of `wake_`; a blocking waiter that
+  // reads it takes the mutex, which publishes locked_latest_.
+  locked_used_.store(true, std::memory_order_relaxed);
+}
+
+bool HandleCore::latest_after_anywhere(std::uint64_t after, Notification& out) const noexcept {
+  if (latest_.latest_after(after, out)) return true;
+  if (!locked_used_.load(std::memory_order_relaxed)) return false;  // after the caller's fence
+  std::lock_guard lock(mutex_);
+  return latest_after_locked(after, out);
 }
 
 bool HandleCore::latest_after_locked(std::uint64_t after, Notification& out) const noexcept {
@@ -145,6 +159,40 @@ bool HandleCore::latest_after_locked(std::uint64_t after, Notification& out) con
     found = true;
   }
   return found;
+}
+
+std::uint32_t HandleCore::wake_waiters(Notification n, std::uint64_t w) noexcept {
+  std::uint32_t woken = 0;
+  if (blocking_count(w) != 0) {
+    // Every sleeper wakes to recheck its ticket; one syscall however many there are.
+    bump_epoch();
+    woken += blocking_count(w);
+  }
+  if (coro_count(w) != 0) woken += complete_waiters(n);
+  return woken;
+}
+
+void HandleCore::bump_epoch() noexcept {
+  // release: a blocking waiter that reads the new epoch (acquire, wake_word()) then sees what
+  // this thread published before: the latest cells, or the closed bit.
+  wake_.fetch_add(kEpochOne, std::memory_order_release);
+  futex_wake_all(epoch_address());
+}
+
+// The two 32-bit halves of `wake_` are futex words of their own: the epoch (blocking waiters sleep
+// on it) and the counts (drain_blocking() sleeps on it).
+static_assert(std::endian::native == std::endian::little ||
+              std::endian::native == std::endian::big);
+static_assert(sizeof(std::atomic<std::uint64_t>) == 8);
+
+const void* HandleCore::epoch_address() const noexcept {
+  const auto* halves = reinterpret_cast<const std::uint32_t*>(&wake_);
+  return std::endian::native == std::endian::little ? halves + 1 : halves;
+}
+
+const void* HandleCore::counts_address() const noexcept {
+  const auto* halves = reinterpret_cast<const std::uint32_t*>(&wake_);
+  return std::endian::native == std::endian::little ? halves : halves + 1;
 }
 
 std::uint32_t HandleCore::complete_waiters(Notification n) noexcept {
@@ -163,27 +211,33 @@ std::uint32_t HandleCore::complete_waiters(Notification n) noexcept {
       }
       node = next;
     }
-    waiters_.store(waiter_list_.size(), std::memory_order_relaxed);
+    // relaxed: the coroutine count changes only under mutex_; readers without it only test it.
+    if (count != 0) wake_.fetch_sub(count * kCoroOne, std::memory_order_relaxed);
   }
   HERALD_RACE_POINT("notify.detached");  // detached from the list, not yet completed
-  chain.complete();  // outside the lock: wakes (futex) and posts (executors) cost syscalls
+  chain.complete();                      // outside the lock: posts to executors may cost syscalls
   return count;
 }
 
 HandleCore::Enlisted HandleCore::enlist(WaitNode& node) noexcept {
   std::lock_guard lock(mutex_);
-  if (closed_) return Enlisted::closed;
-  if (latest_after_locked(node.ticket, node.result)) return Enlisted::ready;
-  if (waiter_list_.size() >= options_.max_waiters) return Enlisted::limit;
+  std::uint64_t w = wake_.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((w & kClosed) != 0) return Enlisted::closed;
+    if (latest_after_locked(node.ticket, node.result)) return Enlisted::ready;
+    if (coro_count(w) >= kCoroMax || blocking_count(w) + coro_count(w) >= options_.max_waiters)
+      return Enlisted::limit;
+    // relaxed: the fence below orders the count against the recheck (the Dekker pair).
+    if (wake_.compare_exchange_weak(w, w + kCoroOne, std::memory_order_relaxed)) break;
+  }
   waiter_list_.push_back(&node);
-  waiters_.store(waiter_list_.size(), std::memory_order_relaxed);
   HERALD_RACE_POINT("enlist.linked");  // linked, not yet rechecked
-  // seq_cst fence: Dekker with notify()'s fence. Either notify() sees waiters_ != 0 (and will
-  // take the mutex after we release it, finding the node), or we now see its publication.
+  // seq_cst fence: Dekker with notify()'s fence. Either notify() sees the count (and will take the
+  // mutex after we release it, finding the node), or we now see its publication.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (latest_after_locked(node.ticket, node.result)) {
     waiter_list_.remove(&node);
-    waiters_.store(waiter_list_.size(), std::memory_order_relaxed);
+    wake_.fetch_sub(kCoroOne, std::memory_order_relaxed);
     return Enlisted::ready;
   }
   return Enlisted::parked;
@@ -193,24 +247,81 @@ bool HandleCore::withdraw(WaitNode& node) noexcept {
   std::lock_guard lock(mutex_);
   if (!node.linked) return false;
   waiter_list_.remove(&node);
-  waiters_.store(waiter_list_.size(), std::memory_order_relaxed);
+  wake_.fetch_sub(kCoroOne, std::memory_order_relaxed);
   return true;
+}
+
+HandleCore::Enlisted HandleCore::enter_blocking(std::uint64_t ticket, Notification& out,
+                                                std::uint32_t& epoch) noexcept {
+  std::uint64_t w = wake_.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((w & kClosed) != 0) return Enlisted::closed;
+    if (blocking_count(w) >= kBlockingMax ||
+        blocking_count(w) + coro_count(w) >= options_.max_waiters)
+      return Enlisted::limit;
+    // seq_cst: the count is in S before close_waiters()'s fetch_or of kClosed, or sees it.
+    if (wake_.compare_exchange_weak(w, w + kBlockingOne, std::memory_order_seq_cst,
+                                    std::memory_order_relaxed))
+      break;
+  }
+  HERALD_RACE_POINT("blocking.counted");  // counted, not yet rechecked
+  // seq_cst fence: Dekker with notify()'s fence. Either notify() sees the count and bumps the
+  // epoch after `w` (so the sleep below returns at once), or we now see its publication.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (latest_after_anywhere(ticket, out)) {
+    leave_blocking();
+    return Enlisted::ready;
+  }
+  epoch = epoch_of(w);
+  return Enlisted::parked;
+}
+
+bool HandleCore::sleep_blocking(std::uint32_t epoch,
+                                std::chrono::steady_clock::time_point deadline) noexcept {
+  return futex_wait_at(epoch_address(), epoch, deadline);
+}
+
+void HandleCore::wake_blocking() noexcept { bump_epoch(); }
+
+void HandleCore::leave_blocking() noexcept {
+  // release: every read this waiter made of the HandleCore happens before drain_blocking()'s
+  // acquire load that sees the count drop, and so before the free.
+  const std::uint64_t w = wake_.fetch_sub(kBlockingOne, std::memory_order_release);
+  // The last one out of a closed handle wakes drain_blocking(); by address only, as the memory
+  // may be freed as soon as the count is zero.
+  if ((w & kClosed) != 0 && blocking_count(w) == 1) futex_wake_all(counts_address());
 }
 
 void HandleCore::close_waiters() noexcept {
   WaitChain chain;
+  std::uint64_t w = 0;
   {
     std::lock_guard lock(mutex_);
-    closed_ = true;
+    // seq_cst: a blocking waiter's counting CAS either precedes this in S (and is counted in `w`)
+    // or sees kClosed.
+    w = wake_.fetch_or(kClosed, std::memory_order_seq_cst);
+    std::uint32_t count = 0;
     while (WaitNode* node = waiter_list_.front()) {
       waiter_list_.remove(node);
       node->error = Errc::closed;
       chain.append(node);
+      ++count;
     }
-    waiters_.store(0, std::memory_order_relaxed);
+    if (count != 0) wake_.fetch_sub(count * kCoroOne, std::memory_order_relaxed);
   }
-  HERALD_RACE_POINT("close.detached");  // closed and detached, not yet completed
+  if (blocking_count(w) != 0) bump_epoch();  // every sleeper wakes and finds kClosed
+  HERALD_RACE_POINT("close.detached");       // closed and detached, not yet completed
   chain.complete();
+}
+
+void HandleCore::drain_blocking() noexcept {
+  for (;;) {
+    // acquire: pairs with leave_blocking()'s release (the waiter is done with this HandleCore).
+    const std::uint64_t w = wake_.load(std::memory_order_acquire);
+    if (blocking_count(w) == 0) return;
+    futex_wait_at(counts_address(), static_cast<std::uint32_t>(w),
+                  std::chrono::steady_clock::time_point::max());
+  }
 }
 
 HandleStats HandleCore::stats() const noexcept {

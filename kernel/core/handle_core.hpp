@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <string_view>
@@ -31,9 +32,10 @@ struct SubscriberList {
 
 /// Everything the kernel keeps for one registered handle.
 ///
-/// Producers: notify() (data plane, inside an epoch read section, lock-free while no waiter is
-/// parked). Consumers: waiters (enlist/withdraw under `mutex_`) and subscriptions (their rings).
-/// Control plane (under the kernel's control mutex): creation, the subscriber list, close().
+/// Producers: notify() (data plane, inside an epoch read section; lock-free unless a coroutine wait
+/// is parked). Consumers: blocking waiters (an eventcount in `wake_`, no lock), coroutine waiters
+/// (enlist/withdraw under `mutex_`) and subscriptions (their rings). Control plane (under the
+/// kernel's control mutex): creation, the subscriber list, close_waiters(), drain_blocking().
 ///
 /// Memory ordering: if notify() returns seq N, a waiter completed with N, and a subscription that
 /// pops N, see every write the notifier made before that notify() (release/acquire through the
@@ -46,8 +48,8 @@ class HandleCore {
 
   // ---- data plane ----
 
-  /// Any thread (one at a time for Producers::single). Never blocks while no waiter is parked,
-  /// never allocates. O(subscribers + completed waiters).
+  /// Any thread (one at a time for Producers::single). Never blocks, never allocates; takes the
+  /// handle mutex only while a coroutine wait is parked. O(subscribers + completed waiters).
   NotifyReceipt notify(std::int64_t arg) noexcept;
   /// The highest seq assigned so far.
   std::uint64_t observed() const noexcept { return seq_.load(std::memory_order_acquire); }
@@ -59,16 +61,58 @@ class HandleCore {
   // ---- waiters ----
 
   enum class Enlisted : std::uint8_t { parked, ready, closed, limit };
-  /// Links `node` unless a notification above its ticket is already published (then `ready`, with
-  /// node.result filled), the handle is closed, or max_waiters are parked.
+
+  /// Coroutine waits: links `node` unless a notification above its ticket is already published
+  /// (then `ready`, with node.result filled), the handle is closed, or max_waiters are parked.
   Enlisted enlist(WaitNode& node) noexcept;
   /// Unlinks `node` if still linked; false when a completer has already detached it.
   bool withdraw(WaitNode& node) noexcept;
 
+  /// Blocking waits, an eventcount (PROTOCOLS.md §3): counts the caller in unless a notification
+  /// above `ticket` is already published (`ready`, in `out`), the handle is closed, or the limit
+  /// is reached. When `parked`, `epoch` is the wake epoch to sleep on, and the caller's count
+  /// keeps this HandleCore allocated until leave_blocking().
+  Enlisted enter_blocking(std::uint64_t ticket, Notification& out, std::uint32_t& epoch) noexcept;
+  /// Sleeps while the wake epoch is `epoch` (or until `deadline`); false when the deadline passed.
+  bool sleep_blocking(std::uint32_t epoch, std::chrono::steady_clock::time_point deadline) noexcept;
+  /// The waiters' word (acquire: a waiter that reads a bumped epoch sees what its bumper
+  /// published).
+  std::uint64_t wake_word() const noexcept { return wake_.load(std::memory_order_acquire); }
+  /// The cells, and the mutex-guarded fallback if it was ever used: what a blocking waiter
+  /// rechecks after its fence or after reading a new epoch.
+  bool latest_after_anywhere(std::uint64_t after, Notification& out) const noexcept;
+  /// Wakes every sleeping blocking waiter to recheck (a stop request uses it).
+  void wake_blocking() noexcept;
+  /// Counts the caller out; its last touch of this HandleCore.
+  void leave_blocking() noexcept;
+
+  // The waiters' word: the high half is the wake epoch blocking waiters sleep on (a futex); the
+  // low half counts parked blocking and coroutine waits and carries the closed bit.
+  static constexpr std::uint64_t kBlockingOne = 1;
+  static constexpr std::uint64_t kBlockingMax = 0xFFFF;
+  static constexpr std::uint64_t kCoroOne = std::uint64_t{1} << 16;
+  static constexpr std::uint64_t kCoroMax = 0x7FFF;
+  static constexpr std::uint64_t kClosed = std::uint64_t{1} << 31;
+  static constexpr std::uint64_t kEpochOne = std::uint64_t{1} << 32;
+  static constexpr std::uint64_t kWaiterMask = kBlockingMax | (kCoroMax << 16);
+  static constexpr std::uint32_t blocking_count(std::uint64_t w) noexcept {
+    return static_cast<std::uint32_t>(w & kBlockingMax);
+  }
+  static constexpr std::uint32_t coro_count(std::uint64_t w) noexcept {
+    return static_cast<std::uint32_t>((w >> 16) & kCoroMax);
+  }
+  static constexpr std::uint32_t epoch_of(std::uint64_t w) noexcept {
+    return static_cast<std::uint32_t>(w >> 32);
+  }
+
   // ---- control plane ----
 
-  /// Unregister, step 1: no new waiter can enlist; every parked waiter completes with `closed`.
+  /// Unregister, step 1: no new waiter can enlist; every parked coroutine wait completes with
+  /// `closed` and every sleeping blocking waiter wakes to find the handle closed.
   void close_waiters() noexcept;
+  /// Unregister, before freeing: returns once every blocking waiter has left (they were woken by
+  /// close_waiters() and never block again).
+  void drain_blocking() noexcept;
   SubscriberList* subscribers() const noexcept { return subs_.load(std::memory_order_acquire); }
   /// Publishes a new list (seq_cst: a notify that starts after this returns sees it).
   void set_subscribers(SubscriberList* list) noexcept {
@@ -85,7 +129,10 @@ class HandleCore {
   std::uint32_t index() const noexcept { return index_; }
   std::uint32_t generation() const noexcept { return generation_; }
   const HandleOptions& options() const noexcept { return options_; }  // debug_hint points inside
-  std::uint32_t waiter_count() const noexcept { return waiters_.load(std::memory_order_relaxed); }
+  std::uint32_t waiter_count() const noexcept {
+    const std::uint64_t w = wake_.load(std::memory_order_relaxed);
+    return blocking_count(w) + coro_count(w);
+  }
 
   // Control-plane links (kernel's live list), under the control mutex.
   HandleCore* live_prev = nullptr;
@@ -94,14 +141,18 @@ class HandleCore {
  private:
   HandleCore(std::uint32_t index, std::uint32_t generation, const HandleOptions& options) noexcept;
   [[gnu::noinline]] void publish_locked(Notification n) noexcept;
-  [[gnu::noinline]] std::uint32_t complete_waiters(Notification n) noexcept;
+  [[gnu::noinline]] std::uint32_t wake_waiters(Notification n, std::uint64_t w) noexcept;
+  std::uint32_t complete_waiters(Notification n) noexcept;
+  void bump_epoch() noexcept;
+  const void* epoch_address() const noexcept;
+  const void* counts_address() const noexcept;
   bool latest_after_locked(std::uint64_t after, Notification& out) const noexcept;
 
   // The hot line: everything notify() reads or writes, so a notify on a handle that is out of
   // cache misses here once (and once in the table); the constructor asserts it fits.
   alignas(kCacheLine) std::atomic<std::uint64_t> seq_{0};
   std::atomic<SubscriberList*> subs_{nullptr};  // written by the control plane only
-  std::atomic<std::uint32_t> waiters_{0};       // == waiter_list_.size(), readable without the lock
+  std::atomic<std::uint64_t> wake_{0};          // the waiters' word (above)
   const std::uint32_t generation_;
   const Producers producers_;
   LatestCells latest_;
@@ -117,9 +168,9 @@ class HandleCore {
 
   // The slow path.
   alignas(kCacheLine) mutable std::mutex mutex_;
-  WaiterList waiter_list_;        // under mutex_
-  bool closed_ = false;           // under mutex_
-  Notification locked_latest_{};  // under mutex_: publish_locked() fallback
+  WaiterList waiter_list_;                // coroutine waits, under mutex_
+  Notification locked_latest_{};          // under mutex_: publish_locked() fallback
+  std::atomic<bool> locked_used_{false};  // set once publish_locked() has run
 };
 
 }  // namespace herald::detail

@@ -1,4 +1,5 @@
-// Kernel::wait_blocking: the lock-free fast path, enlisting a stack node, and parking on a futex.
+// Kernel::wait_blocking: the lock-free fast path, a spin, then the handle's eventcount: count in,
+// recheck, sleep on the wake epoch (PROTOCOLS.md §3).
 
 #include <optional>
 #include <stop_token>
@@ -15,30 +16,18 @@ namespace {
 
 using detail::HandleCore;
 using detail::ReadGuard;
-using detail::WaitNode;
 
-void complete_blocking(WaitNode* node) noexcept {
-  // seq_cst, not just release (which pairs with the waiter's acquire load, so result/error are
-  // visible to it): the completion must be in S, before the grace period that unregister runs
-  // after completing; a withdrawing owner's seq_cst check relies on that (PROTOCOLS.md §3).
-  // After this store the node may be gone: only its address is used below.
-  node->state.fetch_or(WaitNode::kDone, std::memory_order_seq_cst);
-  detail::futex_wake_all(&node->state);
-}
-
+/// A stop request wakes the sleeper by bumping the handle's wake epoch: a sleep that has not yet
+/// begun then returns at once (every other sleeper on the handle rechecks and sleeps again).
 struct StopWake {
-  WaitNode* node;
+  std::atomic<bool>* stopped;
+  HandleCore* core;  // kept allocated by the waiter's count until after this callback is gone
   void operator()() const noexcept {
-    // The waiter sleeps on `state`; changing it makes a sleep that has not begun return at once.
-    node->state.fetch_or(WaitNode::kCancelled, std::memory_order_relaxed);
-    detail::futex_wake_all(&node->state);
+    // release, before the bump: a waiter that sees the bumped epoch (acquire) sees the flag.
+    stopped->store(true, std::memory_order_release);
+    core->wake_blocking();
   }
 };
-
-Result<Notification> outcome(const WaitNode& node) noexcept {
-  if (node.error != Errc{}) return node.error;
-  return node.result;
-}
 
 }  // namespace
 
@@ -46,9 +35,6 @@ Result<Notification> Kernel::wait_blocking(Handle h, Ticket after, WaitOptions o
   if (options.stop != nullptr && options.stop->stop_requested()) return Errc::cancelled;
   const auto deadline = detail::deadline_after(options.timeout);
 
-  WaitNode node;
-  node.ticket = after.seq;
-  node.on_complete = &complete_blocking;
   HandleCore* core = nullptr;
   {
     ReadGuard guard;
@@ -70,15 +56,15 @@ Result<Notification> Kernel::wait_blocking(Handle h, Ticket after, WaitOptions o
         [&] { return options.stop != nullptr && options.stop->stop_requested(); }, deadline);
     if (got) return ready;
   }
+  std::uint32_t epoch = 0;
   {
     ReadGuard guard;
     core = state_->table.lookup(h);
     if (core == nullptr) return Errc::unknown_handle;
     Notification ready{};
-    if (core->latest_after(after.seq, ready)) return ready;
-    switch (core->enlist(node)) {
+    switch (core->enter_blocking(after.seq, ready, epoch)) {
       case HandleCore::Enlisted::ready:
-        return node.result;
+        return ready;
       case HandleCore::Enlisted::closed:
         return Errc::closed;
       case HandleCore::Enlisted::limit:
@@ -88,40 +74,39 @@ Result<Notification> Kernel::wait_blocking(Handle h, Ticket after, WaitOptions o
     }
   }
 
-  // Parked. `core` stays allocated while the node is linked: unregister completes every linked
-  // node before its grace period, so it is touched below only inside a ReadGuard after checking
-  // the node is not complete.
-  std::optional<std::stop_callback<StopWake>> on_stop;
-  if (options.stop != nullptr) on_stop.emplace(*options.stop, StopWake{&node});
-
-  Errc reason = Errc::timed_out;
-  for (;;) {
-    // acquire: pairs with complete_blocking's release.
-    const std::uint32_t state = node.state.load(std::memory_order_acquire);
-    if ((state & WaitNode::kDone) != 0) return outcome(node);
-    if ((state & WaitNode::kCancelled) != 0) {
-      reason = Errc::cancelled;
-      break;
-    }
-    if (!detail::futex_wait(node.state, state, deadline)) break;  // timed out
-  }
-
-  HERALD_RACE_POINT(
-      "blocking.give_up");  // timed out or cancelled: a notifier may be completing us right now
+  // Counted in: `core` stays allocated until leave_blocking() (unregister drains the count before
+  // it frees), so it is used here outside any read section.
+  Result<Notification> result = Errc::timed_out;
   {
-    ReadGuard guard;
-    // seq_cst: orders this check after the announcement; see WaitNode's lifecycle note.
-    if ((node.state.load(std::memory_order_seq_cst) & WaitNode::kDone) == 0 &&
-        core->withdraw(node)) {
-      return reason;
+    std::atomic<bool> stopped{false};
+    std::optional<std::stop_callback<StopWake>> on_stop;
+    if (options.stop != nullptr) on_stop.emplace(*options.stop, StopWake{&stopped, core});
+    for (;;) {
+      const bool in_time = core->sleep_blocking(epoch, deadline);
+      HERALD_RACE_POINT("blocking.woken");  // woken, timed out or spurious: not yet rechecked
+      // The epoch first: a notify after the checks below bumps it past `epoch`, so the next sleep
+      // returns at once.
+      const std::uint64_t w = core->wake_word();
+      epoch = HandleCore::epoch_of(w);
+      Notification ready{};
+      if (core->latest_after_anywhere(after.seq, ready)) {
+        result = ready;
+        break;
+      }
+      if ((w & HandleCore::kClosed) != 0) {
+        result = Errc::closed;
+        break;
+      }
+      // acquire: pairs with StopWake's release (the flag may have been set without a bump yet).
+      if (stopped.load(std::memory_order_acquire)) {
+        result = Errc::cancelled;
+        break;
+      }
+      if (!in_time || detail::Clock::now() >= deadline) break;  // timed_out
     }
-  }
-  // A completer detached the node first and is finishing it (it never blocks): take its result.
-  for (;;) {
-    const std::uint32_t state = node.state.load(std::memory_order_acquire);
-    if ((state & WaitNode::kDone) != 0) return outcome(node);
-    detail::futex_wait(node.state, state, detail::Clock::time_point::max());
-  }
+  }  // the stop callback is gone (or finished) before the count is released
+  core->leave_blocking();
+  return result;
 }
 
 }  // namespace herald

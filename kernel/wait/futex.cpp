@@ -13,6 +13,10 @@ namespace herald::detail {
 bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
                 Clock::time_point deadline) noexcept {
   static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+  return futex_wait_at(&word, expected, deadline);
+}
+
+bool futex_wait_at(const void* word, std::uint32_t expected, Clock::time_point deadline) noexcept {
   timespec ts{};
   const timespec* abs = nullptr;
   if (deadline != Clock::time_point::max()) {
@@ -24,9 +28,8 @@ bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
     ts.tv_nsec = static_cast<long>(ns.count() % 1'000'000'000);
     abs = &ts;
   }
-  const long rc =
-      syscall(SYS_futex, reinterpret_cast<const std::uint32_t*>(&word), FUTEX_WAIT_BITSET_PRIVATE,
-              expected, abs, nullptr, FUTEX_BITSET_MATCH_ANY);
+  const long rc = syscall(SYS_futex, word, FUTEX_WAIT_BITSET_PRIVATE, expected, abs, nullptr,
+                          FUTEX_BITSET_MATCH_ANY);
   if (rc == -1 && errno == ETIMEDOUT) return false;
   return true;
 }

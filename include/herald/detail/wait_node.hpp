@@ -1,6 +1,5 @@
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -10,28 +9,22 @@
 
 namespace herald::detail {
 
-/// One parked wait on a handle. Lives in the waiter's own storage (a blocking caller's stack, a
-/// coroutine's awaiter): linking it never allocates.
+/// One parked coroutine wait on a handle. Lives in the awaiter: linking it never allocates.
+/// (Blocking waits need no node: they count themselves into the handle's eventcount.)
 ///
 /// Lifecycle: enlisted (linked) under the handle's mutex -> detached by a completer (notify with
 /// a seq above `ticket`, or unregister with Errc::closed) or by its owner withdrawing it
 /// (timeout, cancellation, frame destruction) -> completed. The completer fills `result`/`error`
-/// after detaching and then calls `on_complete`, which ends with the release store of kDone to
-/// `state`; after that store the completer touches nothing but the futex address. An owner that
-/// finds its node detached but not yet kDone waits for that store (the completer never blocks).
+/// after detaching and then calls `on_complete` (the awaiter's resolution, CoroResumption), after
+/// which it touches the node no more.
 /// A node and a waker are kernel-private; they are here only because awaiters embed them.
 struct WaitNode {
-  static constexpr std::uint32_t kWaiting = 0;
-  static constexpr std::uint32_t kDone = 1;       // bit 0: completed
-  static constexpr std::uint32_t kCancelled = 2;  // bit 1: a stop request arrived (blocking waits)
-
   WaitNode* prev = nullptr;  // under the handle's mutex
   WaitNode* next = nullptr;
   bool linked = false;
   std::uint64_t ticket = 0;
   Notification result{};
   Errc error{};  // Errc{} (0) = success
-  std::atomic<std::uint32_t> state{kWaiting};
   void (*on_complete)(WaitNode*) noexcept = nullptr;
   void* context = nullptr;  // the owner's object (a coroutine wait)
 };
