@@ -45,12 +45,18 @@ KernelState::~KernelState() {
 }
 
 void KernelState::unsubscribe(Handle h, SubscriptionRecord* record) noexcept {
-  std::lock_guard lock(control);
-  if (record->kernel_ref) {
-    // The handle is live (unregister clears kernel_ref under this mutex before freeing the core).
-    HandleCore* core = table.lookup(h);
-    assert(core != nullptr && "a record the kernel still references belongs to a live handle");
-    SubscriberList* old_list = core->subscribers();
+  SubscriberList* old_list = nullptr;
+  {
+    std::lock_guard lock(control);
+    HandleCore* core = record->kernel_ref ? table.lookup(h) : nullptr;
+    if (core == nullptr) {
+      // Detached already, or the handle is being unregistered (unpublished, its grace period
+      // running outside the mutex): unregister releases the kernel's reference.
+      record->consumer_ref = false;
+      release_record(record);
+      return;
+    }
+    old_list = core->subscribers();
     SubscriberList* new_list = nullptr;
     if (old_list->count > 1) {
       // Unsubscribing is never refused by memory_limit: the old, larger list is freed below.
@@ -67,13 +73,22 @@ void KernelState::unsubscribe(Handle h, SubscriptionRecord* record) noexcept {
       }
     }
     core->set_subscribers(new_list);
-    HERALD_RACE_POINT(
-        "unsubscribe.unpublished");  // unpublished, notifiers may still be pushing into it
-    synchronize_epoch();             // no notify still pushes into `record` or reads `old_list`
-    core->retire_counts(record->ring.delivered(), record->ring.dropped());
-    SubscriberList::destroy(budget, old_list);
-    record->kernel_ref = false;
+    // The record is off every list: from here only this call references it for the kernel.
   }
+  HERALD_RACE_POINT("unsubscribe.unpublished");  // notifiers may still be pushing into it
+  // Outside the control mutex: other control-plane calls go on while notifiers drain.
+  synchronize_epoch();  // no notify still pushes into `record` or reads `old_list`
+  std::lock_guard lock(control);
+  // The handle may have been unregistered meanwhile (its final counts did not include this
+  // record, which was no longer on its list): the counts then go to the kernel's totals.
+  if (HandleCore* core = table.lookup(h)) {
+    core->retire_counts(record->ring.delivered(), record->ring.dropped());
+  } else {
+    retired_delivered.fetch_add(record->ring.delivered(), std::memory_order_relaxed);
+    retired_dropped.fetch_add(record->ring.dropped(), std::memory_order_relaxed);
+  }
+  SubscriberList::destroy(budget, old_list);
+  record->kernel_ref = false;
   record->consumer_ref = false;
   release_record(record);
 }
@@ -101,17 +116,31 @@ Result<Handle> Kernel::register_handle(const HandleOptions& options) {
 
 Result<void> Kernel::unregister_handle(Handle h) {
   detail::KernelState& s = *state_;
-  std::lock_guard lock(s.control);
-  HandleCore* core = s.table.lookup(h);  // frees happen under `control`: no ReadGuard needed
-  if (core == nullptr) return Errc::unknown_handle;
-
-  s.table.unpublish(core->index());  // new lookups fail from here on
-  HERALD_RACE_POINT("unregister.unpublished");
-  core->close_waiters();  // parked waiters complete with closed; no new ones enlist
+  HandleCore* core = nullptr;
+  {
+    std::lock_guard lock(s.control);
+    core = s.table.lookup(h);  // frees happen under `control`: no ReadGuard needed
+    if (core == nullptr) return Errc::unknown_handle;
+    s.table.unpublish(core->index());  // new lookups fail from here on (and a second unregister)
+    HERALD_RACE_POINT("unregister.unpublished");
+    core->close_waiters();  // parked waiters complete with closed; no new ones enlist
+    if (core->live_prev != nullptr) {
+      core->live_prev->live_next = core->live_next;
+    } else {
+      s.live_head = core->live_next;
+    }
+    if (core->live_next != nullptr) core->live_next->live_prev = core->live_prev;
+    --s.live_count;
+    // Unpublished and off the live list: nothing else in the control plane reaches `core` now
+    // (subscribe and unsubscribe look it up by handle), so the rest needs the mutex only for the
+    // records, the totals and the slot.
+  }
   HERALD_RACE_POINT("unregister.waiters_closed");
+  // Outside the control mutex: churn on other handles goes on during the grace period.
   detail::synchronize_epoch();  // every notify that found `core` has returned
   core->drain_blocking();       // every blocking waiter, woken by close_waiters(), has left
 
+  std::lock_guard lock(s.control);
   // The final counts first: releasing a record below may free it (one whose consumer is gone).
   const HandleStats final_stats = core->stats();
   SubscriberList* subs = core->subscribers();
@@ -126,14 +155,6 @@ Result<void> Kernel::unregister_handle(Handle h) {
   s.retired_notifications.fetch_add(final_stats.notifications, std::memory_order_relaxed);
   s.retired_delivered.fetch_add(final_stats.delivered, std::memory_order_relaxed);
   s.retired_dropped.fetch_add(final_stats.dropped, std::memory_order_relaxed);
-
-  if (core->live_prev != nullptr) {
-    core->live_prev->live_next = core->live_next;
-  } else {
-    s.live_head = core->live_next;
-  }
-  if (core->live_next != nullptr) core->live_next->live_prev = core->live_prev;
-  --s.live_count;
 
   SubscriberList::destroy(s.budget, subs);
   const std::uint32_t index = core->index();
@@ -153,25 +174,47 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
   if (options.capacity > (std::uint32_t{1} << 31)) return Errc::out_of_memory;
   const std::uint32_t capacity = std::bit_ceil(options.capacity);
 
-  std::lock_guard lock(s.control);
-  HandleCore* core = s.table.lookup(h);
-  if (core == nullptr) return Errc::unknown_handle;
-  SubscriberList* old_list = core->subscribers();
-  const std::uint32_t count = old_list == nullptr ? 0 : old_list->count;
-  if (count >= core->options().max_subscribers) return Errc::limit_exceeded;
-
-  SubscriptionRecord* record = SubscriptionRecord::create(
-      s.budget, capacity, options.overflow, core->options().producers, options.debug_hint);
-  if (record == nullptr) return Errc::out_of_memory;
-  SubscriberList* new_list = SubscriberList::create(s.budget, count + 1);
-  if (new_list == nullptr) {
-    SubscriptionRecord::destroy(s.budget, record);
-    return Errc::out_of_memory;
+  // The ring is allocated and initialised outside the control mutex (it is the costly part);
+  // the handle's producer mode is read in a read section, where its core is safe to read.
+  Producers producers{};
+  {
+    ReadGuard guard;
+    HandleCore* core = s.table.lookup(h);
+    if (core == nullptr) return Errc::unknown_handle;
+    producers = core->options().producers;
   }
-  for (std::uint32_t i = 0; i < count; ++i) new_list->records[i] = old_list->records[i];
-  new_list->records[count] = record;
-  core->set_subscribers(new_list);
+  SubscriptionRecord* record = SubscriptionRecord::create(s.budget, capacity, options.overflow,
+                                                          producers, options.debug_hint);
+  if (record == nullptr) return Errc::out_of_memory;
+
+  SubscriberList* old_list = nullptr;
+  {
+    std::lock_guard lock(s.control);
+    HandleCore* core = s.table.lookup(h);
+    Errc refused{};
+    SubscriberList* new_list = nullptr;
+    if (core == nullptr) {
+      refused = Errc::unknown_handle;
+    } else {
+      old_list = core->subscribers();
+      const std::uint32_t count = old_list == nullptr ? 0 : old_list->count;
+      if (count >= core->options().max_subscribers) {
+        refused = Errc::limit_exceeded;
+      } else if ((new_list = SubscriberList::create(s.budget, count + 1)) == nullptr) {
+        refused = Errc::out_of_memory;
+      } else {
+        for (std::uint32_t i = 0; i < count; ++i) new_list->records[i] = old_list->records[i];
+        new_list->records[count] = record;
+        core->set_subscribers(new_list);
+      }
+    }
+    if (refused != Errc{}) {
+      SubscriptionRecord::destroy(s.budget, record);
+      return refused;
+    }
+  }
   if (old_list != nullptr) {
+    // Outside the control mutex: the replaced list is this call's alone to free.
     detail::synchronize_epoch();  // no notify still iterates `old_list`
     SubscriberList::destroy(s.budget, old_list);
   }

@@ -158,6 +158,54 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
     MESSAGE(runs << " schedules");
   }
 
+  TEST_CASE(
+      "a blocking wait against a stop and a notify: the notification or cancelled, never hung") {
+    const int runs = Schedule::explore(
+        [] {
+          auto f = std::make_shared<Fixture>(Producers::multi);
+          return Schedule::Scenario{
+              {[f] {
+                 f->got = f->k.wait_blocking(f->h, Ticket{0}, {.timeout = 3s, .stop = &f->token});
+               },
+               [f] { f->stop.request_stop(); }, [f] { f->sent = f->k.notify(f->h, 7); }},
+              [f](const std::string& schedule) {
+                CAPTURE(schedule);
+                REQUIRE(f->got.has_value());
+                if (f->got->has_value()) {
+                  CHECK((*f->got)->arg == 7);
+                } else {
+                  CHECK(f->got->error() == Errc::cancelled);  // timed_out would be a lost wake
+                }
+                CHECK(f->k.stats(f->h).value().waiters == 0);  // it counted itself out
+              }};
+        },
+        kMaxPoints);
+    MESSAGE(runs << " schedules");
+  }
+
+  TEST_CASE("blocking waits with tickets on both sides of a notify: exactly the right ones wake") {
+    const int runs = Schedule::explore(
+        [] {
+          auto f = std::make_shared<Fixture>(Producers::multi);
+          auto ahead = std::make_shared<std::optional<Result<Notification>>>();
+          return Schedule::Scenario{
+              {[f] { f->got = f->k.wait_blocking(f->h, Ticket{0}, {.timeout = 3s}); },
+               [f, ahead] { *ahead = f->k.wait_blocking(f->h, Ticket{1}, {.timeout = 20ms}); },
+               [f] { f->sent = f->k.notify(f->h, 7); }},
+              [f, ahead](const std::string& schedule) {
+                CAPTURE(schedule);
+                REQUIRE(f->got.has_value());
+                REQUIRE(f->got->has_value());  // ticket 0: seq 1 wakes it, whatever the order
+                CHECK((*f->got)->seq == 1);
+                REQUIRE(ahead->has_value());
+                CHECK((*ahead)->error() == Errc::timed_out);  // ticket 1: seq 1 must not end it
+                CHECK(f->k.stats(f->h).value().waiters == 0);
+              }};
+        },
+        kMaxPoints);
+    MESSAGE(runs << " schedules");
+  }
+
   TEST_CASE("a coroutine wait against a notify and an unregister never misses its wakeup") {
     const int runs = Schedule::explore(
         [] {
@@ -200,6 +248,44 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
                                       // the one that left.
                                       CHECK(st.delivered + st.dropped >= 2);
                                       CHECK(st.delivered + st.dropped <= 4);
+                                    }};
+        },
+        kMaxPoints);
+    MESSAGE(runs << " schedules");
+  }
+
+  TEST_CASE("unsubscribe against unregister and notify: every count lands once in the totals") {
+    // Both run their grace periods outside the control mutex: an unsubscribe may finish after
+    // the handle is gone, and its record's counts then go to the kernel's totals.
+    const int runs = Schedule::explore(
+        [] {
+          auto f = std::make_shared<Fixture>(Producers::multi);
+          f->other = f->k.subscribe(f->h).value();
+          return Schedule::Scenario{{[f] { f->other = Subscription(); },
+                                     [f] { f->unregistered = f->k.unregister_handle(f->h); },
+                                     [f] { f->sent = f->k.notify(f->h, 7); }},
+                                    [f](const std::string& schedule) {
+                                      CAPTURE(schedule);
+                                      REQUIRE(f->unregistered.has_value());
+                                      CHECK(f->unregistered->has_value());
+                                      REQUIRE(f->sent.has_value());
+                                      const KernelStats ks = f->k.stats();
+                                      CHECK(ks.live_handles == 0);
+                                      if (f->sent->has_value()) {
+                                        const NotifyReceipt r = f->sent->value();
+                                        CHECK(ks.notifications == 1);
+                                        CHECK(ks.delivered == r.delivered);
+                                        CHECK(ks.dropped == r.dropped);
+                                        CHECK(f->s.size() == 1);
+                                      } else {
+                                        CHECK(f->sent->error() == Errc::unknown_handle);
+                                        CHECK(ks.notifications == 0);
+                                        CHECK(ks.delivered + ks.dropped == 0);
+                                        CHECK(f->s.size() == 0);
+                                      }
+                                      while (f->s.try_recv().has_value()) {
+                                      }
+                                      CHECK(f->s.try_recv().error() == Errc::closed);
                                     }};
         },
         kMaxPoints);
