@@ -5,9 +5,11 @@
 #include <cstddef>
 #include <cstring>
 #include <new>
+#include <thread>
 
 #include "race_point.hpp"
 #include "wait/futex.hpp"
+#include "wait/waiter_list.hpp"
 
 namespace herald::detail {
 
@@ -52,7 +54,7 @@ HandleCore::HandleCore(std::uint32_t index, std::uint32_t generation,
                 "notify()'s fields must share one cache line");
   static_assert(offsetof(HandleCore, index_) - offsetof(HandleCore, seq_) == kCacheLine,
                 "the cold fields start on the next line");
-  static_assert(offsetof(HandleCore, mutex_) % kCacheLine == 0);
+  static_assert(offsetof(HandleCore, coro_head_) % kCacheLine == 0);
 #pragma GCC diagnostic pop
 }
 
@@ -168,7 +170,7 @@ std::uint32_t HandleCore::wake_waiters(Notification n, std::uint64_t w) noexcept
     bump_epoch();
     woken += blocking_count(w);
   }
-  if (coro_count(w) != 0) woken += complete_waiters(n);
+  if (coro_count(w) != 0) woken += sweep(n, false);
   return woken;
 }
 
@@ -195,58 +197,133 @@ const void* HandleCore::counts_address() const noexcept {
   return std::endian::native == std::endian::little ? halves : halves + 1;
 }
 
-std::uint32_t HandleCore::complete_waiters(Notification n) noexcept {
-  WaitChain chain;
-  std::uint32_t count = 0;
-  {
-    std::lock_guard lock(mutex_);
-    for (WaitNode* node = waiter_list_.front(); node != nullptr;) {
-      WaitNode* next = node->next;
-      if (node->ticket < n.seq) {
-        waiter_list_.remove(node);
-        node->result = n;
-        node->error = Errc{};
-        chain.append(node);
-        ++count;
+void HandleCore::push_chain(WaitNode* first, WaitNode* last) noexcept {
+  WaitNode* head = coro_head_.load(std::memory_order_relaxed);
+  do {
+    last->next = head;
+    // seq_cst: in S before the pusher's fence and recheck, after a close's exchange it follows
+    // (PROTOCOLS.md §3); release publishes the nodes' fields to the detacher's exchange.
+  } while (!coro_head_.compare_exchange_weak(head, first, std::memory_order_seq_cst,
+                                             std::memory_order_relaxed));
+}
+
+std::uint32_t HandleCore::sweep(Notification n, bool closing, WaitNode* withdrawing,
+                                bool* found) noexcept {
+  WaitChain done;
+  std::uint32_t completed = 0;
+  for (;;) {
+    // seq_cst: exclusive ownership of every node on the list (acquire: their fields).
+    WaitNode* list = coro_head_.exchange(nullptr, std::memory_order_seq_cst);
+    HERALD_RACE_POINT("waiters.held");  // the whole list held here: a notifier finds it empty
+    WaitNode* keep_first = nullptr;
+    WaitNode* keep_last = nullptr;
+    std::uint64_t min_ticket = ~std::uint64_t{0};
+    std::uint32_t claimed = 0;
+    while (list != nullptr) {
+      WaitNode* node = list;
+      list = node->next;  // read first: a dropped node may vanish once released
+      if (node == withdrawing) {
+        *found = true;
+        continue;
       }
-      node = next;
+      if (closing || node->ticket < n.seq) {
+        std::uint32_t expected = WaitNode::kWaiting;
+        // acq_rel: one claim per node, against its owner's withdrawal.
+        if (node->claim.compare_exchange_strong(expected, WaitNode::kClaimed,
+                                                std::memory_order_acq_rel)) {
+          if (closing) {
+            node->error = Errc::closed;
+          } else {
+            node->result = n;
+            node->error = Errc{};
+          }
+          done.append(node);
+          ++claimed;
+          continue;
+        }
+      } else if (node->claim.load(std::memory_order_acquire) == WaitNode::kWaiting) {
+        node->next = keep_first;
+        if (keep_first == nullptr) keep_last = node;
+        keep_first = node;
+        if (node->ticket < min_ticket) min_ticket = node->ticket;
+        continue;
+      }
+      // Withdrawn by its owner, who waits for this before its node may vanish (release: our
+      // reads of the node happen before that).
+      node->released.store(true, std::memory_order_release);
     }
-    // relaxed: the coroutine count changes only under mutex_; readers without it only test it.
-    if (count != 0) wake_.fetch_sub(count * kCoroOne, std::memory_order_relaxed);
+    // relaxed: the count is only tested without ordering (notify's check is ordered by fences).
+    if (claimed != 0) wake_.fetch_sub(claimed * kCoroOne, std::memory_order_relaxed);
+    completed += claimed;
+    if (keep_first == nullptr) break;
+    push_chain(keep_first, keep_last);
+    HERALD_RACE_POINT("waiters.relinked");  // relinked, not yet rechecked
+    // seq_cst fence: Dekker with a notifier (publish; fence; detach) and with a close (fetch_or;
+    // exchange): either it finds the relinked nodes, or this recheck sees what it published.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if ((wake_.load(std::memory_order_relaxed) & kClosed) != 0) {
+      closing = true;
+      continue;
+    }
+    Notification latest{};
+    if (latest_after_anywhere(min_ticket, latest)) {
+      n = latest;  // a notifier may have found the list empty while we held these
+      continue;
+    }
+    break;
   }
-  HERALD_RACE_POINT("notify.detached");  // detached from the list, not yet completed
-  chain.complete();                      // outside the lock: posts to executors may cost syscalls
-  return count;
+  HERALD_RACE_POINT("waiters.detached");  // claimed and detached, not yet completed
+  done.complete();                        // posts to executors may cost syscalls; no lock is held
+  return completed;
 }
 
 HandleCore::Enlisted HandleCore::enlist(WaitNode& node) noexcept {
-  std::lock_guard lock(mutex_);
   std::uint64_t w = wake_.load(std::memory_order_relaxed);
   for (;;) {
     if ((w & kClosed) != 0) return Enlisted::closed;
-    if (latest_after_locked(node.ticket, node.result)) return Enlisted::ready;
+    if (latest_after_anywhere(node.ticket, node.result)) return Enlisted::ready;
     if (coro_count(w) >= kCoroMax || blocking_count(w) + coro_count(w) >= options_.max_waiters)
       return Enlisted::limit;
-    // relaxed: the fence below orders the count against the recheck (the Dekker pair).
-    if (wake_.compare_exchange_weak(w, w + kCoroOne, std::memory_order_relaxed)) break;
+    // seq_cst: the count is in S before close_waiters()'s fetch_or of kClosed, or sees it.
+    if (wake_.compare_exchange_weak(w, w + kCoroOne, std::memory_order_seq_cst,
+                                    std::memory_order_relaxed))
+      break;
   }
-  waiter_list_.push_back(&node);
+  node.claim.store(WaitNode::kWaiting, std::memory_order_relaxed);
+  node.released.store(false, std::memory_order_relaxed);
+  push_chain(&node, &node);
   HERALD_RACE_POINT("enlist.linked");  // linked, not yet rechecked
-  // seq_cst fence: Dekker with notify()'s fence. Either notify() sees the count (and will take the
-  // mutex after we release it, finding the node), or we now see its publication.
+  // seq_cst fence: Dekker with notify()'s fence. Either notify() sees the count (and detaches
+  // the list after we linked), or we now see its publication; likewise with a close.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (latest_after_locked(node.ticket, node.result)) {
-    waiter_list_.remove(&node);
-    wake_.fetch_sub(kCoroOne, std::memory_order_relaxed);
-    return Enlisted::ready;
-  }
+  const bool closing = (wake_.load(std::memory_order_relaxed) & kClosed) != 0;
+  Notification n{};
+  // Found something the notifier (or the close) may have missed us for: complete what it
+  // satisfies, ourselves included (through on_complete, before our caller suspends).
+  if (closing || latest_after_anywhere(node.ticket, n)) sweep(n, closing);
   return Enlisted::parked;
 }
 
 bool HandleCore::withdraw(WaitNode& node) noexcept {
-  std::lock_guard lock(mutex_);
-  if (!node.linked) return false;
-  waiter_list_.remove(&node);
+  std::uint32_t expected = WaitNode::kWaiting;
+  // acq_rel: one claim per node, against the completers' claims.
+  if (!node.claim.compare_exchange_strong(expected, WaitNode::kWithdrawn,
+                                          std::memory_order_acq_rel)) {
+    return false;  // a completer claimed it and completes it
+  }
+  // Ours again, but still linked or held by a detacher: unlink it ourselves, or wait for the
+  // detacher that holds it to drop it (it never blocks; it relinks only nodes still waiting).
+  for (;;) {
+    bool found = false;
+    sweep(Notification{}, false, &node, &found);
+    // acquire: pairs with the dropper's release; it no longer touches the node.
+    if (found || node.released.load(std::memory_order_acquire)) break;
+    // Held by a detacher: wait until it drops the node or relinks what it held.
+    while (!node.released.load(std::memory_order_acquire) &&
+           coro_head_.load(std::memory_order_relaxed) == nullptr) {
+      std::this_thread::yield();
+    }
+  }
   wake_.fetch_sub(kCoroOne, std::memory_order_relaxed);
   return true;
 }
@@ -293,25 +370,12 @@ void HandleCore::leave_blocking() noexcept {
 }
 
 void HandleCore::close_waiters() noexcept {
-  WaitChain chain;
-  std::uint64_t w = 0;
-  {
-    std::lock_guard lock(mutex_);
-    // seq_cst: a blocking waiter's counting CAS either precedes this in S (and is counted in `w`)
-    // or sees kClosed.
-    w = wake_.fetch_or(kClosed, std::memory_order_seq_cst);
-    std::uint32_t count = 0;
-    while (WaitNode* node = waiter_list_.front()) {
-      waiter_list_.remove(node);
-      node->error = Errc::closed;
-      chain.append(node);
-      ++count;
-    }
-    if (count != 0) wake_.fetch_sub(count * kCoroOne, std::memory_order_relaxed);
-  }
+  // seq_cst: a waiter's counting CAS either precedes this in S (and is counted in `w`) or sees
+  // kClosed; a coroutine node linked after the sweep's exchange is found by its own recheck.
+  const std::uint64_t w = wake_.fetch_or(kClosed, std::memory_order_seq_cst);
   if (blocking_count(w) != 0) bump_epoch();  // every sleeper wakes and finds kClosed
-  HERALD_RACE_POINT("close.detached");       // closed and detached, not yet completed
-  chain.complete();
+  HERALD_RACE_POINT("close.marked");         // closed, coroutine waits not yet detached
+  sweep(Notification{}, true);               // every coroutine wait completes with closed
 }
 
 void HandleCore::drain_blocking() noexcept {

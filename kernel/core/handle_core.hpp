@@ -13,7 +13,6 @@
 #include "herald/records.hpp"
 #include "memory/memory_budget.hpp"
 #include "subscription/subscription_record.hpp"
-#include "wait/waiter_list.hpp"
 
 namespace herald::detail {
 
@@ -32,14 +31,15 @@ struct SubscriberList {
 
 /// Everything the kernel keeps for one registered handle.
 ///
-/// Producers: notify() (data plane, inside an epoch read section; lock-free unless a coroutine wait
-/// is parked). Consumers: blocking waiters (an eventcount in `wake_`, no lock), coroutine waiters
-/// (enlist/withdraw under `mutex_`) and subscriptions (their rings). Control plane (under the
-/// kernel's control mutex): creation, the subscriber list, close_waiters(), drain_blocking().
+/// Producers: notify() (data plane, inside an epoch read section, lock-free; the mutex only in the
+/// latest-cells fallback). Consumers: blocking waiters (an eventcount in `wake_`) and coroutine
+/// waiters (a lock-free list), neither with a lock, and subscriptions (their rings). Control plane
+/// (under the kernel's control mutex): creation, the subscriber list, close_waiters(),
+/// drain_blocking().
 ///
 /// Memory ordering: if notify() returns seq N, a waiter completed with N, and a subscription that
 /// pops N, see every write the notifier made before that notify() (release/acquire through the
-/// latest cells, the ring slot, or the waiter's state word).
+/// latest cells, the ring slot, the wake word, or the node's claim).
 class HandleCore {
  public:
   static HandleCore* create(MemoryBudget& budget, std::uint32_t index, std::uint32_t generation,
@@ -48,8 +48,8 @@ class HandleCore {
 
   // ---- data plane ----
 
-  /// Any thread (one at a time for Producers::single). Never blocks, never allocates; takes the
-  /// handle mutex only while a coroutine wait is parked. O(subscribers + completed waiters).
+  /// Any thread (one at a time for Producers::single). Never blocks, never allocates, takes no
+  /// lock (but in the latest-cells fallback). O(subscribers + parked coroutine waits).
   NotifyReceipt notify(std::int64_t arg) noexcept;
   /// The highest seq assigned so far.
   std::uint64_t observed() const noexcept { return seq_.load(std::memory_order_acquire); }
@@ -62,10 +62,12 @@ class HandleCore {
 
   enum class Enlisted : std::uint8_t { parked, ready, closed, limit };
 
-  /// Coroutine waits: links `node` unless a notification above its ticket is already published
-  /// (then `ready`, with node.result filled), the handle is closed, or max_waiters are parked.
+  /// Coroutine waits, a lock-free list: links `node` unless a notification above its ticket is
+  /// already published (then `ready`, with node.result filled), the handle is closed, or
+  /// max_waiters are parked. `parked` may already be completed (through node.on_complete) when it
+  /// returns, if its recheck found a notification or the close.
   Enlisted enlist(WaitNode& node) noexcept;
-  /// Unlinks `node` if still linked; false when a completer has already detached it.
+  /// Takes `node` back and unlinks it; false when a completer has claimed it (and completes it).
   bool withdraw(WaitNode& node) noexcept;
 
   /// Blocking waits, an eventcount (PROTOCOLS.md §3): counts the caller in unless a notification
@@ -142,7 +144,13 @@ class HandleCore {
   HandleCore(std::uint32_t index, std::uint32_t generation, const HandleOptions& options) noexcept;
   [[gnu::noinline]] void publish_locked(Notification n) noexcept;
   [[gnu::noinline]] std::uint32_t wake_waiters(Notification n, std::uint64_t w) noexcept;
-  std::uint32_t complete_waiters(Notification n) noexcept;
+  /// Detaches the coroutine list, completes the nodes `n` satisfies (every node when `closing`),
+  /// drops withdrawn ones, relinks the rest, and repeats while a relinked node may have missed a
+  /// notification or the close. `withdrawing`: the caller's own withdrawn node, unlinked and
+  /// reported through `found` if this call detached it. Returns how many it completed.
+  std::uint32_t sweep(Notification n, bool closing, WaitNode* withdrawing = nullptr,
+                      bool* found = nullptr) noexcept;
+  void push_chain(WaitNode* first, WaitNode* last) noexcept;
   void bump_epoch() noexcept;
   const void* epoch_address() const noexcept;
   const void* counts_address() const noexcept;
@@ -167,8 +175,8 @@ class HandleCore {
 #endif
 
   // The slow path.
-  alignas(kCacheLine) mutable std::mutex mutex_;
-  WaiterList waiter_list_;                // coroutine waits, under mutex_
+  alignas(kCacheLine) std::atomic<WaitNode*> coro_head_{nullptr};  // coroutine waits (a stack)
+  mutable std::mutex mutex_;
   Notification locked_latest_{};          // under mutex_: publish_locked() fallback
   std::atomic<bool> locked_used_{false};  // set once publish_locked() has run
 };

@@ -1,5 +1,5 @@
-// WaitAwaitable: `co_await kernel.wait(h, ticket)`. The node lives in the awaiter and is linked
-// into the handle's waiter list; a completer fills the outcome from it.
+// WaitAwaitable: `co_await kernel.wait(h, ticket)`. The node lives in the awaiter and is pushed
+// on the handle's lock-free waiter list; a completer claims it and fills the outcome from it.
 
 #include <cassert>
 

@@ -133,3 +133,53 @@ TEST_SUITE("race windows: coroutine receive") {
     CHECK(s.size() == 0);
   }
 }
+
+namespace {
+
+/// Runs one notify the first time a sweep holds the whole coroutine list ("waiters.held").
+struct HeldWindow {
+  Kernel* kernel = nullptr;
+  Handle handle{};
+  int fired = 0;
+};
+HeldWindow g_held;
+
+void on_held(const char* where) noexcept {
+  if (std::strcmp(where, "waiters.held") != 0 || g_held.fired++ != 0) return;
+  (void)g_held.kernel->notify(g_held.handle, 9);  // finds the list empty: the holder must see it
+}
+
+Task<void> wait_once(Kernel& k, Handle h, Ticket t, WaitOptions o,
+                     std::optional<Result<Notification>>& out) {
+  out = co_await k.wait(h, t, o);
+}
+
+}  // namespace
+
+TEST_SUITE("race windows: coroutine waits") {
+  TEST_CASE("a notify that finds the list held by a withdrawing waiter still completes the rest") {
+    using namespace std::chrono_literals;
+    Kernel k;
+    const Handle h = k.register_handle({}).value();
+    EventLoop loop;
+    std::optional<Result<Notification>> first, ahead;
+    spawn(loop, wait_once(k, h, Ticket{0}, {}, first));
+    spawn(loop, wait_once(k, h, Ticket{5}, {.timeout = 10ms}, ahead));
+    while (k.stats(h).value().waiters != 2) loop.poll();
+    g_held = HeldWindow{.kernel = &k, .handle = h};
+    detail::set_race_hook(&on_held);
+    // The second wait times out and withdraws: its sweep holds the first wait's node when the
+    // notify runs, relinks it, and must then see the notification the notify published.
+    const auto give_up = std::chrono::steady_clock::now() + 3s;
+    while (!(first.has_value() && ahead.has_value()) && std::chrono::steady_clock::now() < give_up)
+      loop.poll();
+    detail::set_race_hook(nullptr);
+    CHECK(g_held.fired >= 1);
+    REQUIRE(ahead.has_value());
+    CHECK(ahead->error() == Errc::timed_out);
+    REQUIRE(first.has_value());  // a lost wakeup leaves it parked
+    REQUIRE(first->has_value());
+    CHECK((*first)->arg == 9);
+    CHECK(k.stats(h).value().waiters == 0);
+  }
+}

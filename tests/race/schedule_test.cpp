@@ -28,6 +28,11 @@ Task<void> wait_once(Kernel& k, Handle h, std::optional<Result<Notification>>& o
   out = co_await k.wait(h, Ticket{0});
 }
 
+Task<void> wait_with(Kernel& k, Handle h, Ticket t, WaitOptions o,
+                     std::optional<Result<Notification>>& out) {
+  out = co_await k.wait(h, t, o);
+}
+
 /// Runs `task` on a fresh EventLoop on this thread until `out` is set (bounded: 3 s, then the
 /// check reports a hung wait).
 /// The loop outlives every scenario thread (it is the fixture's): a notifier may still be inside
@@ -316,6 +321,50 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
                                     }};
         },
         kMaxPoints);
+    MESSAGE(runs << " schedules");
+  }
+
+  TEST_CASE("coroutine waits on the lock-free list: a notify, a stop and a relinked waiter") {
+    // One wait that the notify satisfies (or the stop cancels), one whose ticket is ahead (it is
+    // detached and relinked, then times out), and an unregister: every schedule of the list's
+    // detach, relink and withdraw windows resolves each wait exactly once.
+    const std::uint64_t seed = test::test_seed();
+    MESSAGE("seed " << seed);
+    struct Loops {
+      EventLoop second;
+      std::optional<Result<Notification>> ahead;
+    };
+    const int runs = Schedule::explore(
+        [] {
+          auto f = std::make_shared<Fixture>(Producers::multi);
+          auto l = std::make_shared<Loops>();
+          return Schedule::Scenario{
+              {[f] {
+                 drive(f->loop, wait_with(f->k, f->h, Ticket{0}, {.stop = &f->token}, f->got),
+                       f->got);
+               },
+               [f, l] {
+                 drive(l->second, wait_with(f->k, f->h, Ticket{1}, {.timeout = 30ms}, l->ahead),
+                       l->ahead);
+               },
+               [f] { f->sent = f->k.notify(f->h, 7); }, [f] { f->stop.request_stop(); },
+               [f] { f->unregistered = f->k.unregister_handle(f->h); }},
+              [f, l](const std::string& schedule) {
+                CAPTURE(schedule);
+                REQUIRE(f->got.has_value());
+                if (f->got->has_value()) {
+                  CHECK((*f->got)->arg == 7);
+                } else {
+                  CHECK((f->got->error() == Errc::cancelled || f->got->error() == Errc::closed ||
+                         f->got->error() == Errc::unknown_handle));
+                }
+                REQUIRE(l->ahead.has_value());
+                REQUIRE(!l->ahead->has_value());  // seq 1 never passes ticket 1
+                CHECK((l->ahead->error() == Errc::timed_out || l->ahead->error() == Errc::closed ||
+                       l->ahead->error() == Errc::unknown_handle));
+              }};
+        },
+        6, 60, seed);
     MESSAGE(runs << " schedules");
   }
 

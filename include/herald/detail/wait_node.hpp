@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -12,19 +13,24 @@ namespace herald::detail {
 /// One parked coroutine wait on a handle. Lives in the awaiter: linking it never allocates.
 /// (Blocking waits need no node: they count themselves into the handle's eventcount.)
 ///
-/// Lifecycle: enlisted (linked) under the handle's mutex -> detached by a completer (notify with
-/// a seq above `ticket`, or unregister with Errc::closed) or by its owner withdrawing it
-/// (timeout, cancellation, frame destruction) -> completed. The completer fills `result`/`error`
-/// after detaching and then calls `on_complete` (the awaiter's resolution, CoroResumption), after
-/// which it touches the node no more.
+/// Lifecycle (PROTOCOLS.md §3): pushed on the handle's lock-free list -> claimed exactly once,
+/// by a completer (`claim` kWaiting -> kClaimed: a notify above `ticket`, or unregister with
+/// Errc::closed) or by its owner withdrawing it (kWaiting -> kWithdrawn: timeout, cancellation,
+/// destruction). Whoever detaches the list owns the nodes it holds until it relinks them; a
+/// claimed node is completed (`on_complete`, after which the completer touches it no more); a
+/// withdrawn node is dropped, and `released` tells its owner that the dropper is done with it.
 /// A node and a waker are kernel-private; they are here only because awaiters embed them.
 struct WaitNode {
-  WaitNode* prev = nullptr;  // under the handle's mutex
-  WaitNode* next = nullptr;
-  bool linked = false;
+  static constexpr std::uint32_t kWaiting = 0;
+  static constexpr std::uint32_t kClaimed = 1;
+  static constexpr std::uint32_t kWithdrawn = 2;
+
+  WaitNode* next = nullptr;  // the list link, written by whoever links the node
   std::uint64_t ticket = 0;
   Notification result{};
   Errc error{};  // Errc{} (0) = success
+  std::atomic<std::uint32_t> claim{kWaiting};
+  std::atomic<bool> released{false};
   void (*on_complete)(WaitNode*) noexcept = nullptr;
   void* context = nullptr;  // the owner's object (a coroutine wait)
 };
