@@ -31,7 +31,7 @@ KernelState::~KernelState() {
   while (HandleCore* core = live_head) {
     live_head = core->live_next;
     core->close_waiters();
-    core->drain_blocking();
+    core->drain_waiters();
     if (SubscriberList* subs = core->subscribers()) {
       for (std::uint32_t i = 0; i < subs->count; ++i) {
         subs->records[i]->close();
@@ -138,7 +138,7 @@ Result<void> Kernel::unregister_handle(Handle h) {
   HERALD_RACE_POINT("unregister.waiters_closed");
   // Outside the control mutex: churn on other handles goes on during the grace period.
   detail::synchronize_epoch();  // every notify that found `core` has returned
-  core->drain_blocking();       // every blocking waiter, woken by close_waiters(), has left
+  core->drain_waiters();        // every waiter still touching `core` has counted itself out
 
   std::lock_guard lock(s.control);
   // The final counts first: releasing a record below may free it (one whose consumer is gone).

@@ -182,7 +182,7 @@ void HandleCore::bump_epoch() noexcept {
 }
 
 // The two 32-bit halves of `wake_` are futex words of their own: the epoch (blocking waiters sleep
-// on it) and the counts (drain_blocking() sleeps on it).
+// on it) and the counts (drain_waiters() sleeps on it).
 static_assert(std::endian::native == std::endian::little ||
               std::endian::native == std::endian::big);
 static_assert(sizeof(std::atomic<std::uint64_t>) == 8);
@@ -252,8 +252,7 @@ std::uint32_t HandleCore::sweep(Notification n, bool closing, WaitNode* withdraw
       // reads of the node happen before that).
       node->released.store(true, std::memory_order_release);
     }
-    // relaxed: the count is only tested without ordering (notify's check is ordered by fences).
-    if (claimed != 0) wake_.fetch_sub(claimed * kCoroOne, std::memory_order_relaxed);
+    if (claimed != 0) count_out(claimed * kCoroOne);
     completed += claimed;
     if (keep_first == nullptr) break;
     push_chain(keep_first, keep_last);
@@ -324,7 +323,10 @@ bool HandleCore::withdraw(WaitNode& node) noexcept {
       std::this_thread::yield();
     }
   }
-  wake_.fetch_sub(kCoroOne, std::memory_order_relaxed);
+  // Our last touch of the HandleCore: an unregister may have skipped our read section (it began
+  // after its grace period started), so what keeps the memory alive is this count, which it
+  // drains before freeing (PROTOCOLS.md §3).
+  count_out(kCoroOne);
   return true;
 }
 
@@ -360,13 +362,15 @@ bool HandleCore::sleep_blocking(std::uint32_t epoch,
 
 void HandleCore::wake_blocking() noexcept { bump_epoch(); }
 
-void HandleCore::leave_blocking() noexcept {
-  // release: every read this waiter made of the HandleCore happens before drain_blocking()'s
-  // acquire load that sees the count drop, and so before the free.
-  const std::uint64_t w = wake_.fetch_sub(kBlockingOne, std::memory_order_release);
-  // The last one out of a closed handle wakes drain_blocking(); by address only, as the memory
+void HandleCore::leave_blocking() noexcept { count_out(kBlockingOne); }
+
+void HandleCore::count_out(std::uint64_t amount) noexcept {
+  // release: every access the leaving waiter made to the HandleCore happens before
+  // drain_waiters()'s acquire load that sees the count drop, and so before the free.
+  const std::uint64_t w = wake_.fetch_sub(amount, std::memory_order_release);
+  // The last one out of a closed handle wakes drain_waiters(); by address only, as the memory
   // may be freed as soon as the count is zero.
-  if ((w & kClosed) != 0 && blocking_count(w) == 1) futex_wake_all(counts_address());
+  if ((w & kClosed) != 0 && (w & kWaiterMask) == amount) futex_wake_all(counts_address());
 }
 
 void HandleCore::close_waiters() noexcept {
@@ -378,11 +382,11 @@ void HandleCore::close_waiters() noexcept {
   sweep(Notification{}, true);               // every coroutine wait completes with closed
 }
 
-void HandleCore::drain_blocking() noexcept {
+void HandleCore::drain_waiters() noexcept {
   for (;;) {
-    // acquire: pairs with leave_blocking()'s release (the waiter is done with this HandleCore).
+    // acquire: pairs with count_out()'s release (the waiter is done with this HandleCore).
     const std::uint64_t w = wake_.load(std::memory_order_acquire);
-    if (blocking_count(w) == 0) return;
+    if ((w & kWaiterMask) == 0) return;
     futex_wait_at(counts_address(), static_cast<std::uint32_t>(w),
                   std::chrono::steady_clock::time_point::max());
   }

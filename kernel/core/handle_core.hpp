@@ -35,7 +35,7 @@ struct SubscriberList {
 /// latest-cells fallback). Consumers: blocking waiters (an eventcount in `wake_`) and coroutine
 /// waiters (a lock-free list), neither with a lock, and subscriptions (their rings). Control plane
 /// (under the kernel's control mutex): creation, the subscriber list, close_waiters(),
-/// drain_blocking().
+/// drain_waiters().
 ///
 /// Memory ordering: if notify() returns seq N, a waiter completed with N, and a subscription that
 /// pops N, see every write the notifier made before that notify() (release/acquire through the
@@ -112,9 +112,10 @@ class HandleCore {
   /// Unregister, step 1: no new waiter can enlist; every parked coroutine wait completes with
   /// `closed` and every sleeping blocking waiter wakes to find the handle closed.
   void close_waiters() noexcept;
-  /// Unregister, before freeing: returns once every blocking waiter has left (they were woken by
-  /// close_waiters() and never block again).
-  void drain_blocking() noexcept;
+  /// Unregister, before freeing: returns once every waiter has counted itself out (blocking ones
+  /// woken by close_waiters(); coroutine owners still withdrawing, whose read section may have
+  /// begun after the grace period did). None of them blocks.
+  void drain_waiters() noexcept;
   SubscriberList* subscribers() const noexcept { return subs_.load(std::memory_order_acquire); }
   /// Publishes a new list (seq_cst: a notify that starts after this returns sees it).
   void set_subscribers(SubscriberList* list) noexcept {
@@ -151,6 +152,9 @@ class HandleCore {
   std::uint32_t sweep(Notification n, bool closing, WaitNode* withdrawing = nullptr,
                       bool* found = nullptr) noexcept;
   void push_chain(WaitNode* first, WaitNode* last) noexcept;
+  /// Counts waiters out of `wake_` (release), waking drain_waiters() when the last one leaves a
+  /// closed handle.
+  void count_out(std::uint64_t amount) noexcept;
   void bump_epoch() noexcept;
   const void* epoch_address() const noexcept;
   const void* counts_address() const noexcept;
