@@ -57,6 +57,13 @@ Types& types() {
   return *t;
 }
 
+void set_python_error(const KernelError& e) {
+  py::object cls = types().error;
+  const std::string name(herald::to_string(e.code));
+  if (types().errors.contains(name.c_str())) cls = types().errors[name.c_str()];
+  PyErr_SetString(cls.ptr(), e.what.c_str());
+}
+
 /// A namedtuple instance built directly (namedtuples are tuple subclasses without a dict): the
 /// cost of a tuple, not of a Python-level __new__ call.
 py::object make_tuple_of(PyTypeObject* type, std::initializer_list<PyObject*> items) {
@@ -261,7 +268,9 @@ class PyKernel {
   }
 
   py::object notify(herald::Handle h, std::int64_t arg) {
-    auto r = kernel_->notify(h, arg);
+    herald::Result<herald::NotifyReceipt> r = herald::Errc::closed;
+    Py_BEGIN_ALLOW_THREADS r = kernel_->notify(h, arg);
+    Py_END_ALLOW_THREADS
     if (!r) raise(r.error(), "notify: " + std::string(herald::to_string(r.error())));
     return make_receipt(*r);
   }
@@ -363,6 +372,43 @@ class PyKernel {
   std::unordered_set<std::uint64_t> live_;
 };
 
+/// Kernel.notify as a METH_FASTCALL method: the hot call from Python skips pybind11's generic
+/// dispatch (argument-converter lists, overload resolution).
+PyObject* fast_notify(PyObject* self, PyObject* const* args, Py_ssize_t nargs) noexcept {
+  try {
+    if (nargs != 2) {
+      PyErr_Format(PyExc_TypeError, "notify(handle, arg) takes 2 positional arguments, %zd given",
+                   nargs);
+      return nullptr;
+    }
+    PyKernel& kernel = py::handle(self).cast<PyKernel&>();
+    const herald::Handle h = py::handle(args[0]).cast<herald::Handle>();
+    int overflow = 0;
+    const long long arg = PyLong_AsLongLongAndOverflow(args[1], &overflow);
+    if (arg == -1 && PyErr_Occurred()) return nullptr;
+    if (overflow != 0) {
+      PyErr_SetString(PyExc_OverflowError, "notify: arg must fit a signed 64-bit integer");
+      return nullptr;
+    }
+    return kernel.notify(h, arg).release().ptr();
+  } catch (const KernelError& e) {
+    set_python_error(e);
+  } catch (const py::cast_error&) {
+    PyErr_SetString(PyExc_TypeError, "notify: handle must be a herald.Handle");
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+PyMethodDef fast_notify_def = {
+    "notify", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&fast_notify)),
+    METH_FASTCALL,
+    "notify(handle, arg) -> Receipt(seq, delivered, dropped, woken). Any thread; never blocks, "
+    "never allocates in the kernel, runs no callback."};
+
 std::string handle_repr(herald::Handle h) {
   return "Handle(index=" + std::to_string(h.index()) +
          ", generation=" + std::to_string(h.generation()) + ")";
@@ -385,10 +431,7 @@ PYBIND11_MODULE(_herald, m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const KernelError& e) {
-      py::object cls = types().error;
-      const std::string name(herald::to_string(e.code));
-      if (types().errors.contains(name.c_str())) cls = types().errors[name.c_str()];
-      PyErr_SetString(cls.ptr(), e.what.c_str());
+      set_python_error(e);
     } catch (const std::bad_alloc&) {
       PyErr_SetString(types().errors["out_of_memory"].ptr(), "out of memory");
     }
@@ -436,12 +479,14 @@ PYBIND11_MODULE(_herald, m) {
                " dropped=" + std::to_string(s.dropped()) + (s.closed() ? " closed" : "") + ">";
       });
 
-  py::class_<PyKernel>(m, "Kernel", py::dynamic_attr(),
-                       "The notification kernel: handles that threads notify and clients await.")
-      .def(py::init<const py::object&, const py::object&, const py::object&>(), py::kw_only(),
+  py::class_<PyKernel> kernel_class(
+      m, "Kernel", py::dynamic_attr(),
+      "The notification kernel: handles that threads notify and clients await.");
+  kernel_class
+      .def(py::init<const py::object&, const py::object&, const py::object&>(),
            py::arg("max_handles") = 65536, py::arg("max_subscription_capacity") = 65536,
            py::arg("memory_limit") = std::uint64_t{256} << 20)
-      .def("register", &PyKernel::register_handle, py::kw_only(), py::arg("debug_hint") = "",
+      .def("register", &PyKernel::register_handle, py::arg("debug_hint") = "",
            py::arg("single_producer") = false, py::arg("max_waiters") = 64,
            py::arg("max_subscribers") = 16)
       .def("unregister", &PyKernel::unregister, py::arg("handle"))
@@ -451,15 +496,20 @@ PYBIND11_MODULE(_herald, m) {
       .def("wait_blocking", &PyKernel::wait_blocking, py::arg("handle"), py::arg("after"),
            py::arg("timeout") = py::none(), "Blocks (GIL released); -> Notification(seq, arg)")
       .def("_try_wait", &PyKernel::try_wait)
-      .def("subscribe", &PyKernel::subscribe, py::arg("handle"), py::kw_only(),
-           py::arg("capacity") = 256, py::arg("overflow") = "drop_newest",
-           py::arg("debug_hint") = "")
+      .def("subscribe", &PyKernel::subscribe, py::arg("handle"), py::arg("capacity") = 256,
+           py::arg("overflow") = "drop_newest", py::arg("debug_hint") = "")
       .def("stats", &PyKernel::stats)
       .def("stats", &PyKernel::handle_stats, py::arg("handle"))
       .def("_describe_json", &PyKernel::describe_json)
       .def("close", &PyKernel::close,
            "Unregisters every handle registered through this Kernel object")
       .def("__repr__", &PyKernel::repr);
+  {
+    PyObject* descr =
+        PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(kernel_class.ptr()), &fast_notify_def);
+    if (descr == nullptr) throw py::error_already_set();
+    kernel_class.attr("notify") = py::reinterpret_steal<py::object>(descr);
+  }
 
   m.attr("ABI_VERSION") = 1;
 }

@@ -42,14 +42,12 @@ class Subscription:
 class Kernel:
     def __init__(
         self,
-        *,
         max_handles: int = 65536,
         max_subscription_capacity: int = 65536,
         memory_limit: int = 268435456,
     ) -> None: ...
     def register(
         self,
-        *,
         debug_hint: str = "",
         single_producer: bool = False,
         max_waiters: int = 64,
@@ -67,7 +65,6 @@ class Kernel:
     def subscribe(
         self,
         handle: Handle,
-        *,
         capacity: int = 256,
         overflow: str = "drop_newest",
         debug_hint: str = "",

@@ -88,8 +88,12 @@ def test_bad_sizes_and_arguments(kernel):
         kernel.wait_blocking(h, 0, timeout=math.nan)
     with pytest.raises(herald.InvalidArgument):
         kernel.wait_blocking(h, -1, timeout=0)
-    with pytest.raises(TypeError):
+    with pytest.raises(OverflowError):
         kernel.notify(h, 1 << 70)  # arg is a signed 64-bit integer
+    with pytest.raises(TypeError):
+        kernel.notify(h, "1")
+    with pytest.raises(TypeError):
+        kernel.notify(h)
     with pytest.raises(TypeError):
         kernel.notify("not a handle", 1)
     assert isinstance(herald.InvalidArgument("x"), ValueError)
@@ -270,3 +274,12 @@ def test_stats_describe_repr_context(kernel):
         h2 = k2.register()
     with pytest.raises(herald.UnknownHandle):
         k2.notify(h2, 1)
+
+
+def test_positional_arguments_as_in_the_contract():
+    with herald.Kernel(1024, 512, 1 << 20) as k:
+        h = k.register("positional", False, 4, 2)
+        s = k.subscribe(h, 8, "keep_latest", "sub")
+        assert s.capacity == 8
+        assert "positional" in str(k.describe())
+        s.close()
