@@ -270,8 +270,8 @@ class PyKernel {
   py::object notify(herald::Handle h, std::int64_t arg) {
     herald::Result<herald::NotifyReceipt> r = herald::Errc::closed;
     Py_BEGIN_ALLOW_THREADS r = kernel_->notify(h, arg);
-    Py_END_ALLOW_THREADS
-    if (!r) raise(r.error(), "notify: " + std::string(herald::to_string(r.error())));
+    Py_END_ALLOW_THREADS if (!r)
+        raise(r.error(), "notify: " + std::string(herald::to_string(r.error())));
     return make_receipt(*r);
   }
 
