@@ -59,5 +59,15 @@ void capi_notify_cpp(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(capi_notify_c)->Name("capi/notify/herald_c")->ArgName("subs")->Arg(0)->Arg(1);
-BENCHMARK(capi_notify_cpp)->Name("capi/notify/herald_cpp")->ArgName("subs")->Arg(0)->Arg(1);
+BENCHMARK(capi_notify_c)
+    ->Name("capi/notify/herald_c")
+    ->ArgName("subs")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime();
+BENCHMARK(capi_notify_cpp)
+    ->Name("capi/notify/herald_cpp")
+    ->ArgName("subs")
+    ->Arg(0)
+    ->Arg(1)
+    ->UseRealTime();
