@@ -188,17 +188,19 @@ class PySubscription {
   }
 
   /// Ends the subscription: a blocking receive in another thread returns Closed; the fd closes.
+  /// The Subscription is destroyed with the GIL held, so the observers (size, dropped), which
+  /// run under the GIL, never see it half gone.
   void close() {
     if (closed_.exchange(true)) return;
     stop_.request_stop();
-    py::gil_scoped_release release;
-    std::lock_guard lock(mutex_);
+    auto lock = receive_lock();
+    dropped_at_close_ = sub_.dropped();
     sub_ = herald::Subscription();
   }
 
   bool closed() const { return closed_.load(); }
-  std::size_t size() const { return closed_.load() ? 0 : sub_.size(); }
-  std::uint64_t dropped() const { return sub_.dropped(); }
+  std::size_t size() const { return sub_.size(); }
+  std::uint64_t dropped() const { return sub_ ? sub_.dropped() : dropped_at_close_; }
   std::uint32_t capacity() const { return capacity_; }
   herald::Handle handle() const { return handle_; }
 
@@ -219,6 +221,7 @@ class PySubscription {
   std::mutex mutex_;  // one receiver at a time; close() waits for a blocking receive to leave
   std::stop_source stop_;
   std::atomic<bool> closed_{false};
+  std::uint64_t dropped_at_close_ = 0;  // under the GIL
 };
 
 /// herald.Kernel.

@@ -193,9 +193,10 @@ def test_closed_after_unregister_and_close(kernel):
     with pytest.raises(herald.Closed):
         s.recv_blocking(timeout=1)
     h2 = kernel.register()
-    with kernel.subscribe(h2) as s2:
+    with kernel.subscribe(h2, capacity=1) as s2:
         kernel.notify(h2, 3)
-    assert s2.closed and s2.size == 0 and "closed" in repr(s2)
+        kernel.notify(h2, 4)
+    assert s2.closed and s2.size == 0 and s2.dropped == 1 and "closed" in repr(s2)
     with pytest.raises(herald.Closed):
         s2.try_recv()
     with pytest.raises(herald.Closed):
