@@ -146,8 +146,8 @@ TEST_SUITE("task notifier") {
     Store store;
     store.set("slow", TaskState::running);
     TaskNotifier notifier(kernel, nullptr, store.fn(), TaskNotifierOptions{20ms, 40ms});
-    TaskStream stream = notifier.subscribe_to_task("slow", 300ms);
     const auto t0 = Clock::now();
+    TaskStream stream = notifier.subscribe_to_task("slow", 300ms);
     CHECK(stream.next_blocking(1s).value() == TaskState::running);
     CHECK(stream.next_blocking(50ms).error() ==
           Errc::timed_out);  // the caller's bound, not the end
