@@ -173,7 +173,9 @@ struct TaskNotifierOptions {
 /// the interval starts again at poll_min. poll_state runs on the consuming thread (the loop for
 /// next(), the caller for next_blocking()).
 ///
-/// Move-only. One consumer at a time. The TaskNotifier, its bridge and its Kernel must outlive it.
+/// Move-only. One consumer at a time. The TaskNotifier, its bridge and its Kernel must outlive it;
+/// an EventLoop that awaits next() must outlive the bridge (the bridge's subscriber thread may
+/// still be inside the loop's post() after the coroutine it woke has finished).
 class TaskStream {
  public:
   TaskStream() noexcept;

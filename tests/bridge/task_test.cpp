@@ -185,6 +185,9 @@ TEST_SUITE("task notifier") {
   TEST_CASE("a task stream follows messages through Redis, in both forms") {
     RedisServer server;
     HERALD_REDIS_OR_SKIP(server);
+    // The loop outlives the bridge: its subscriber thread may still be inside the loop's post()
+    // (writing its eventfd) after the coroutine it woke has finished.
+    EventLoop loop;
     Kernel kernel;
     auto bridge = RedisBridge::connect(kernel, fast_options(server)).value();
     Store store;
@@ -203,7 +206,6 @@ TEST_SUITE("task notifier") {
     CHECK(stream.polls() == 1);
 
     TaskStream exec = notifier.subscribe_to_execution("e1", 20s);
-    EventLoop loop;
     std::thread publisher([&] {
       std::this_thread::sleep_for(50ms);
       (void)notifier.notify_execution_updated("e1", TaskState::running);
