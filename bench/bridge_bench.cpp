@@ -4,7 +4,8 @@
 //   bridge/wake_latency/{herald,raw_hiredis}: notify on an exported handle -> a thread parked on
 //       the imported handle of a second bridge (its own two connections) wakes; against PUBLISH on
 //       one connection -> the message read on a SUBSCRIBEd second connection, both on the
-//       measuring thread (no thread hop at all). Manual time = the latency; p50/p99 counters.
+//       measuring thread (no thread hop at all), and raw_hiredis_threads: the same with a reader
+//       thread that wakes the measuring thread (one hop). Manual time = the latency; p50/p99.
 //   bridge/export_throughput/{herald,raw_pipelined}: 4096 notifications -> all published (the
 //       bridge's thread drains and pipelines); against 4096 PUBLISHes appended, written and
 //       answered in one pipeline. items/s; the export's drops as a counter.
@@ -217,6 +218,59 @@ void wake_latency_raw(benchmark::State& state) {
   redisFree(sub);
 }
 
+/// The raw round trip shaped like a waiter in another process: the measuring thread PUBLISHes,
+/// a reader thread blocked on the SUBSCRIBEd connection gets the message and wakes the measuring
+/// thread (one thread hop, where herald has two: its publisher thread and its subscriber thread).
+void wake_latency_raw_threads(benchmark::State& state) {
+  if (!need_server(state)) return;
+  timeval tv{5, 0};
+  redisContext* pub = redisConnectWithTimeout("127.0.0.1", BenchServer::get().port(), tv);
+  redisContext* sub = redisConnectWithTimeout("127.0.0.1", BenchServer::get().port(), tv);
+  if (pub == nullptr || sub == nullptr || pub->err != 0 || sub->err != 0) {
+    state.SkipWithError("connect failed");
+    if (pub) redisFree(pub);
+    if (sub) redisFree(sub);
+    return;
+  }
+  freeReplyObject(redisCommand(sub, "SUBSCRIBE herald-bench:raw-wake-threads"));
+  std::atomic<std::int64_t> seen{0};
+  std::atomic<bool> stop{false};
+  std::thread reader([&] {
+    while (!stop.load()) {
+      void* msg = nullptr;
+      if (redisGetReply(sub, &msg) != REDIS_OK || msg == nullptr) break;
+      auto* r = static_cast<redisReply*>(msg);
+      if (r->type == REDIS_REPLY_ARRAY && r->elements == 3)
+        seen.store(std::atoll(r->element[2]->str), std::memory_order_release);
+      freeReplyObject(msg);
+      seen.notify_one();
+    }
+  });
+  std::vector<double> us;
+  std::int64_t k = 0;
+  for (auto _ : state) {
+    ++k;
+    const std::string payload = std::to_string(k);
+    const auto t0 = Clock::now();
+    auto* reply = static_cast<redisReply*>(redisCommand(
+        pub, "PUBLISH herald-bench:raw-wake-threads %b", payload.data(), payload.size()));
+    if (reply != nullptr) freeReplyObject(reply);
+    for (std::int64_t v = seen.load(std::memory_order_acquire); v != k;
+         v = seen.load(std::memory_order_acquire))
+      seen.wait(v, std::memory_order_acquire);
+    const auto t1 = Clock::now();
+    const double d = std::chrono::duration<double, std::micro>(t1 - t0).count();
+    us.push_back(d);
+    state.SetIterationTime(d / 1e6);
+  }
+  report_percentiles(state, us);
+  stop.store(true);
+  freeReplyObject(redisCommand(pub, "PUBLISH herald-bench:raw-wake-threads 0"));
+  reader.join();
+  redisFree(pub);
+  redisFree(sub);
+}
+
 constexpr int kBurst = 4096;
 
 long long stat(const std::string& json, const char* key) {
@@ -337,6 +391,11 @@ BENCHMARK(wake_latency_herald)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(wake_latency_raw)
     ->Name("bridge/wake_latency/raw_hiredis")
+    ->UseManualTime()
+    ->Iterations(2000)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(wake_latency_raw_threads)
+    ->Name("bridge/wake_latency/raw_hiredis_threads")
     ->UseManualTime()
     ->Iterations(2000)
     ->Unit(benchmark::kMicrosecond);
