@@ -193,9 +193,9 @@ TEST_SUITE("redis bridge") {
                           << " ns up, " << p99_stopped << " ns stopped; export drops " << drops_up
                           << " up, " << drops_stopped << " after the stop");
     CHECK(p50_stopped <= 3 * p50_up + 1000);
-    CHECK(p99_stopped <= 3 * p99_up + 20000);
-    CHECK(drops_stopped > drops_up);     // the bounded subscription dropped and counted
-    CHECK(memory_stopped == memory_up);  // nothing grew while Redis was stopped
+    CHECK(p99_stopped <= 3 * p99_up + 50000);  // slack for preemption on a loaded machine
+    CHECK(drops_stopped > drops_up);           // the bounded subscription dropped and counted
+    CHECK(memory_stopped == memory_up);        // nothing grew while Redis was stopped
     // Every notification is accounted for: published, or counted as an export drop.
     CHECK(eventually([&] { return accounted() == 2 * kPerPhase; }, 10s));
     CHECK(eventually([&] { return bridge->connected(); }, 10s));
@@ -455,6 +455,71 @@ TEST_SUITE("redis bridge") {
     CHECK(back->arg == extreme.arg);
   }
 
+  TEST_CASE("two imports of one channel are both notified; releasing one keeps the other") {
+    RedisServer server;
+    HERALD_REDIS_OR_SKIP(server);
+    Kernel kernel;
+    auto bridge = RedisBridge::connect(kernel, fast_options(server)).value();
+    const Handle a = bridge->import_channel("shared").value();
+    const Handle b = bridge->import_channel("shared").value();
+    auto sa = kernel.subscribe(a).value();
+    auto sb = kernel.subscribe(b).value();
+    RawClient raw(server.port());
+    REQUIRE(raw.publish("herald-test:shared", R"({"seq":1,"arg":10,"origin":"raw"})") == 1);
+    CHECK(sa.recv_blocking({.timeout = 5s})->arg == 10);
+    CHECK(sb.recv_blocking({.timeout = 5s})->arg == 10);
+    REQUIRE(bridge->release_channel(a));
+    CHECK(sa.recv_blocking({.timeout = 1s}).error() == Errc::closed);
+    REQUIRE(raw.publish("herald-test:shared", R"({"seq":2,"arg":11,"origin":"raw"})") == 1);
+    CHECK(sb.recv_blocking({.timeout = 5s})->arg == 11);
+    REQUIRE(bridge->release_channel(b));
+    // The last release unsubscribes: Redis counts no receiver once it is processed.
+    CHECK(eventually([&] { return raw.publish("herald-test:shared", "{}") == 0; }, 5s));
+  }
+
+  TEST_CASE("imports, releases and exports churn while messages flow; destroyed mid-stream") {
+    RedisServer server;
+    HERALD_REDIS_OR_SKIP(server);
+    Kernel kernel;
+    auto bridge = RedisBridge::connect(kernel, fast_options(server)).value();
+    std::atomic<bool> stop{false}, stop_churn{false};
+    const Handle source = kernel.register_handle().value();
+    REQUIRE(bridge->export_handle(source, "churn-0"));
+    std::thread notifier([&] {
+      for (std::int64_t i = 0; !stop.load(); ++i) (void)kernel.notify(source, i);
+    });
+    std::thread churn([&] {
+      for (int i = 0; !stop_churn.load(); ++i) {
+        const std::string channel = "churn-" + std::to_string(i % 4);
+        auto h = bridge->import_channel(channel);
+        if (!h) continue;
+        auto sub = kernel.subscribe(*h, {.capacity = 8});
+        if (sub) (void)sub->try_recv();
+        if (i % 3 == 0) {
+          const Handle extra = kernel.register_handle().value();
+          (void)bridge->export_handle(extra, channel);
+          (void)kernel.notify(extra, i);
+          (void)kernel.unregister_handle(extra);  // the export ends with it
+        }
+        sub = Errc::closed;  // drop the subscription before its handle goes
+        (void)bridge->release_channel(*h);
+      }
+    });
+    const Handle steady = bridge->import_channel("churn-0").value();
+    auto sub = kernel.subscribe(steady, {.capacity = 64}).value();
+    CHECK(sub.recv_blocking({.timeout = 5s}).has_value());  // the export reaches the import
+    std::this_thread::sleep_for(300ms);
+    stop_churn = true;
+    churn.join();
+    bridge.reset();  // mid-stream (the notifier goes on): threads stopped, imports unregistered
+    stop = true;
+    notifier.join();
+    // Whatever was buffered, then closed.
+    Result<Notification> last = Errc::empty;
+    for (int i = 0; i < 100 && last.error() != Errc::closed; ++i) last = sub.try_recv();
+    CHECK(last.error() == Errc::closed);
+  }
+
   TEST_CASE("destroying the bridge completes the waiters on imported handles with closed") {
     RedisServer server;
     HERALD_REDIS_OR_SKIP(server);
@@ -463,7 +528,12 @@ TEST_SUITE("redis bridge") {
     const Handle h = bridge->import_channel("bye").value();
     Result<Notification> outcome = Errc::empty;
     std::thread waiter([&] { outcome = kernel.wait_blocking(h, Ticket{0}, {.timeout = 10s}); });
-    std::this_thread::sleep_for(20ms);
+    REQUIRE(eventually(
+        [&] {
+          auto st = kernel.stats(h);
+          return st && st->waiters == 1;
+        },
+        5s));
     bridge.reset();
     waiter.join();
     CHECK(outcome.error() == Errc::closed);
