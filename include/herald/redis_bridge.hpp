@@ -86,7 +86,8 @@ bool valid_channel_name(std::string_view channel) noexcept;
 /// Accounting: every notification an export observes is published, or counted in export_drops
 /// (its subscription was full, the link was down, or the PUBLISH got no reply). Every message the
 /// subscriber reads is received (notified on each handle of its channel), malformed (not herald's
-/// JSON) or foreign (a channel the bridge does not import).
+/// JSON) or foreign (a channel the bridge does not import, or imports again but Redis has not yet
+/// confirmed that SUBSCRIBE: the message was published before the import asked for it).
 ///
 /// Thread-safety: every member is thread-safe. The Kernel must outlive the bridge; destroying
 /// the bridge stops both threads, drops the export subscriptions and unregisters the imported

@@ -480,7 +480,9 @@ struct RedisBridge::Impl {
     std::lock_guard lock(sub_mutex);
     const auto it = channels.find(name);
     if (kind == "message" && r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING) {
-      if (it == channels.end()) {
+      // A channel released, or imported again but not yet confirmed: the message was published
+      // before this import asked for it.
+      if (it == channels.end() || !it->second.active) {
         foreign.fetch_add(1);
         return;
       }

@@ -477,6 +477,28 @@ TEST_SUITE("redis bridge") {
     CHECK(eventually([&] { return raw.publish("herald-test:shared", "{}") == 0; }, 5s));
   }
 
+  TEST_CASE("a message that arrives after its channel was released is counted as foreign") {
+    RedisServer server;
+    HERALD_REDIS_OR_SKIP(server);
+    Kernel kernel;
+    auto bridge = RedisBridge::connect(kernel, fast_options(server)).value();
+    RawClient raw(server.port());
+    // Redis answers PUBLISH with the number of receivers: each 1 after the release is a message
+    // the bridge read for a channel it no longer imports.
+    long long delivered_after_release = 0;
+    for (int i = 0; i < 50; ++i) {
+      const Handle h = bridge->import_channel("gone").value();
+      REQUIRE(bridge->release_channel(h));
+      const long long n = raw.publish("herald-test:gone", R"({"seq":1,"arg":1,"origin":"raw"})");
+      REQUIRE(n >= 0);
+      delivered_after_release += n;
+    }
+    MESSAGE(delivered_after_release << " of 50 messages reached the bridge after the release");
+    CHECK(eventually(
+        [&] { return json_number(bridge->stats(), "foreign") == delivered_after_release; }, 5s));
+    CHECK(json_number(bridge->stats(), "received") == 0);
+  }
+
   TEST_CASE("imports, releases and exports churn while messages flow; destroyed mid-stream") {
     RedisServer server;
     HERALD_REDIS_OR_SKIP(server);
