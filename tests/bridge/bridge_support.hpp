@@ -85,6 +85,10 @@ class RedisServer {
       why_ = "redis-server not found (install the redis-server package: tools/setup)";
       return;
     }
+    if (::access(binary_.c_str(), X_OK) != 0) {
+      why_ = binary_ + " is not an executable file ($HERALD_REDIS_SERVER or PATH)";
+      return;
+    }
     if (port != 0) {
       port_ = port;
       start();
