@@ -36,7 +36,7 @@ C
 "$cc" -std=c11 -Wall -Werror -pedantic $cflags "$work/consumer.c" $libs -Wl,-rpath,"$libdir" \
   -o "$work/consumer-shared"
 "$work/consumer-shared"
-ldd "$work/consumer-shared" | grep -q 'libherald.so.0' || { echo "not linked to libherald.so.0"; exit 1; }
+ldd "$work/consumer-shared" | grep 'libherald.so.0' >/dev/null || { echo "not linked to libherald.so.0"; exit 1; }
 # shellcheck disable=SC2086
 "$cc" -std=c11 -Wall -Werror -pedantic $cflags "$work/consumer.c" "$libdir/libherald_c.a" \
   "$libdir/libherald.a" -lstdc++ -lpthread "$@" -o "$work/consumer-static"
