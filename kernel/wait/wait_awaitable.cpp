@@ -89,8 +89,10 @@ Result<Notification> WaitAwaitable::await_resume() noexcept {
 bool WaitAwaitable::withdraw(CoroResumption* base) noexcept {
   auto* self = static_cast<WaitAwaitable*>(base);
   ReadGuard guard;
-  // seq_cst, after the announcement: if no completer has resolved us yet, unregister has not yet
-  // reached its grace period, so `core_` stays allocated while this guard is held.
+  // A resolved wait is never touched again. Otherwise `core_` stays allocated while we withdraw:
+  // either unregister has not reached its grace period (which then waits for this guard), or
+  // our node is still counted in the handle's wake word, which unregister drains before freeing
+  // and which withdraw() releases last (PROTOCOLS.md §3).
   if (self->resolved()) return false;
   return self->core_->withdraw(self->node_);
 }
