@@ -182,6 +182,11 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
     HandleCore* core = s.table.lookup(h);
     if (core == nullptr) return Errc::unknown_handle;
     producers = core->options().producers;
+    // The limit before the allocation, so a full handle says limit_exceeded, not out_of_memory
+    // (checked again under the mutex: another subscribe may get there first).
+    const SubscriberList* list = core->subscribers();
+    if ((list == nullptr ? 0 : list->count) >= core->options().max_subscribers)
+      return Errc::limit_exceeded;
   }
   SubscriptionRecord* record = SubscriptionRecord::create(s.budget, capacity, options.overflow,
                                                           producers, options.debug_hint);
