@@ -1,11 +1,11 @@
 // Kernel::describe(): one JSON object for humans and tools.
 
 #include <cstdio>
-#include <mutex>
 #include <string>
 
 #include "herald/kernel.hpp"
 #include "kernel_state.hpp"
+#include "reclaim/epoch.hpp"
 
 namespace herald {
 namespace {
@@ -63,9 +63,12 @@ std::string Kernel::describe() const {
   append_field(out, "memory_limit", s.options.memory_limit, false);
   out += "},\"handles\":[";
   {
-    std::lock_guard lock(s.control);
+    detail::ReadGuard guard;  // every core, list and record we read stays allocated
     bool first = true;
-    for (const detail::HandleCore* core = s.live_head; core != nullptr; core = core->live_next) {
+    const std::uint32_t used = s.table.used_slots();
+    for (std::uint32_t slot = 0; slot < used; ++slot) {
+      const detail::HandleCore* core = s.table.at(slot);
+      if (core == nullptr) continue;
       if (!first) out += ',';
       first = false;
       const HandleOptions& o = core->options();

@@ -28,15 +28,16 @@ namespace detail {
 KernelState::~KernelState() {
   // No notifier may run any more (the owner is destroying the kernel), and by contract no
   // Subscription or pending wait outlives it: free everything that is left.
-  while (HandleCore* core = live_head) {
-    live_head = core->live_next;
+  const std::uint32_t used = table.used_slots();
+  for (std::uint32_t i = 0; i < used; ++i) {
+    HandleCore* core = table.at(i);
+    if (core == nullptr) continue;
     core->close_waiters();
     core->drain_waiters();
     if (SubscriberList* subs = core->subscribers()) {
-      for (std::uint32_t i = 0; i < subs->count; ++i) {
-        subs->records[i]->close();
-        subs->records[i]->kernel_ref = false;
-        release_record(subs->records[i]);
+      for (std::uint32_t k = 0; k < subs->count; ++k) {
+        subs->records[k]->close();
+        release_record(subs->records[k]);
       }
       SubscriberList::destroy(budget, subs);
     }
@@ -44,60 +45,77 @@ KernelState::~KernelState() {
   }
 }
 
+void KernelState::retire(std::uint64_t notifications, std::uint64_t delivered,
+                         std::uint64_t dropped) noexcept {
+  if (notifications != 0) retired_notifications.fetch_add(notifications, std::memory_order_relaxed);
+  if (delivered != 0) retired_delivered.fetch_add(delivered, std::memory_order_relaxed);
+  if (dropped != 0) retired_dropped.fetch_add(dropped, std::memory_order_relaxed);
+}
+
 void KernelState::unsubscribe(Handle h, SubscriptionRecord* record) noexcept {
   SubscriberList* old_list = nullptr;
+  bool detached = false;
   {
-    std::lock_guard lock(control);
-    HandleCore* core = record->kernel_ref ? table.lookup(h) : nullptr;
-    if (core == nullptr) {
-      // Detached already, or the handle is being unregistered (unpublished, its grace period
-      // running outside the mutex): unregister releases the kernel's reference.
-      record->consumer_ref = false;
-      release_record(record);
-      return;
-    }
-    old_list = core->subscribers();
-    SubscriberList* new_list = nullptr;
-    if (old_list->count > 1) {
-      // Unsubscribing is never refused by memory_limit: the old, larger list is freed below.
-      new_list = SubscriberList::create_shrinking(budget, old_list->count - 1);
-      if (new_list == nullptr) {
-        // The system allocator itself failed: keep the record attached but abandoned by its
-        // consumer; it is freed with the handle, and its pushes keep being counted.
-        record->consumer_ref = false;
-        return;
+    ReadGuard guard;  // keeps the core allocated while we take its lock
+    HandleCore* core = table.lookup(h);
+    if (core != nullptr) {
+      std::lock_guard lock(core->control());
+      // A dead core is being unregistered: unregister closes the record and drops the kernel's
+      // reference (as it does when the handle is gone altogether).
+      if (!core->dead()) {
+        old_list = core->subscribers();
+        SubscriberList* new_list = nullptr;
+        if (old_list->count > 1) {
+          // Unsubscribing is never refused by memory_limit: the old, larger list is freed below.
+          new_list = SubscriberList::create_shrinking(budget, old_list->count - 1);
+          if (new_list == nullptr) {
+            // The system allocator itself failed: keep the record attached but abandoned by its
+            // consumer; it is freed with the handle, and its pushes keep being counted.
+            old_list = nullptr;
+          } else {
+            std::uint32_t j = 0;
+            for (std::uint32_t i = 0; i < old_list->count; ++i) {
+              if (old_list->records[i] != record) new_list->records[j++] = old_list->records[i];
+            }
+            assert(j == new_list->count && "the record is on its handle's list");
+          }
+        }
+        if (old_list != nullptr) {
+          core->set_subscribers(new_list);
+          detached = true;  // off every list: from here only this call references it
+        }
       }
-      std::uint32_t j = 0;
-      for (std::uint32_t i = 0; i < old_list->count; ++i) {
-        if (old_list->records[i] != record) new_list->records[j++] = old_list->records[i];
-      }
     }
-    core->set_subscribers(new_list);
-    // The record is off every list: from here only this call references it for the kernel.
+  }
+  if (!detached) {
+    release_record(record);  // the consumer's reference; the kernel's goes with the handle
+    return;
   }
   HERALD_RACE_POINT("unsubscribe.unpublished");  // notifiers may still be pushing into it
-  // Outside the control mutex: other control-plane calls go on while notifiers drain.
   synchronize_epoch();  // no notify still pushes into `record` or reads `old_list`
-  std::lock_guard lock(control);
   // The handle may have been unregistered meanwhile (its final counts did not include this
   // record, which was no longer on its list): the counts then go to the kernel's totals.
-  if (HandleCore* core = table.lookup(h)) {
-    core->retire_counts(record->ring.delivered(), record->ring.dropped());
-  } else {
-    retired_delivered.fetch_add(record->ring.delivered(), std::memory_order_relaxed);
-    retired_dropped.fetch_add(record->ring.dropped(), std::memory_order_relaxed);
+  bool folded = false;
+  {
+    ReadGuard guard;
+    if (HandleCore* core = table.lookup(h)) {
+      std::lock_guard lock(core->control());
+      if (!core->dead()) {  // unregister reads the final counts after marking it dead
+        core->retire_counts(record->ring.delivered(), record->ring.dropped());
+        folded = true;
+      }
+    }
   }
+  if (!folded) retire(0, record->ring.delivered(), record->ring.dropped());
   SubscriberList::destroy(budget, old_list);
-  record->kernel_ref = false;
-  record->consumer_ref = false;
-  release_record(record);
+  release_record(record);  // the kernel's reference, taken over when it left the list
+  release_record(record);  // and the consumer's: the last
 }
 
 }  // namespace detail
 
 Result<Handle> Kernel::register_handle(const HandleOptions& options) {
   detail::KernelState& s = *state_;
-  std::lock_guard lock(s.control);
   std::uint32_t index = 0;
   std::uint32_t generation = 0;
   if (!s.table.reserve(index, generation)) return Errc::limit_exceeded;
@@ -106,10 +124,6 @@ Result<Handle> Kernel::register_handle(const HandleOptions& options) {
     s.table.unreserve(index);
     return Errc::out_of_memory;
   }
-  core->live_next = s.live_head;
-  if (s.live_head != nullptr) s.live_head->live_prev = core;
-  s.live_head = core;
-  ++s.live_count;
   s.table.publish(index, core);
   return Handle::make(index, generation);
 }
@@ -118,29 +132,24 @@ Result<void> Kernel::unregister_handle(Handle h) {
   detail::KernelState& s = *state_;
   HandleCore* core = nullptr;
   {
-    std::lock_guard lock(s.control);
-    core = s.table.lookup(h);  // frees happen under `control`: no ReadGuard needed
-    if (core == nullptr) return Errc::unknown_handle;
-    s.table.unpublish(core->index());  // new lookups fail from here on (and a second unregister)
-    HERALD_RACE_POINT("unregister.unpublished");
-    core->close_waiters();  // parked waiters complete with closed; no new ones enlist
-    if (core->live_prev != nullptr) {
-      core->live_prev->live_next = core->live_next;
-    } else {
-      s.live_head = core->live_next;
-    }
-    if (core->live_next != nullptr) core->live_next->live_prev = core->live_prev;
-    --s.live_count;
-    // Unpublished and off the live list: nothing else in the control plane reaches `core` now
-    // (subscribe and unsubscribe look it up by handle), so the rest needs the mutex only for the
-    // records, the totals and the slot.
+    ReadGuard guard;         // the core's generation is read in the lookup
+    core = s.table.take(h);  // new lookups fail from here on (and a second unregister)
   }
+  if (core == nullptr) return Errc::unknown_handle;
+  HERALD_RACE_POINT("unregister.unpublished");
+  {
+    // A subscribe or unsubscribe that holds the lock finishes its list change first; every later
+    // one finds the core dead.
+    std::lock_guard lock(core->control());
+    core->mark_dead();
+  }
+  core->close_waiters();  // parked waiters complete with closed; no new ones enlist
   HERALD_RACE_POINT("unregister.waiters_closed");
-  // Outside the control mutex: churn on other handles goes on during the grace period.
-  detail::synchronize_epoch();  // every notify that found `core` has returned
-  core->drain_waiters();        // every waiter still touching `core` has counted itself out
+  // Every notify that found `core` has returned, and so has every subscribe or unsubscribe that
+  // looked it up (they hold a read section while they hold its lock): the core is ours alone.
+  detail::synchronize_epoch();
+  core->drain_waiters();  // every waiter still touching `core` has counted itself out
 
-  std::lock_guard lock(s.control);
   // The final counts first: releasing a record below may free it (one whose consumer is gone).
   const HandleStats final_stats = core->stats();
   SubscriberList* subs = core->subscribers();
@@ -148,14 +157,10 @@ Result<void> Kernel::unregister_handle(Handle h) {
     for (std::uint32_t i = 0; i < subs->count; ++i) {
       SubscriptionRecord* record = subs->records[i];
       record->close();  // after the grace period: every push is visible before `closed`
-      record->kernel_ref = false;
       s.release_record(record);
     }
   }
-  s.retired_notifications.fetch_add(final_stats.notifications, std::memory_order_relaxed);
-  s.retired_delivered.fetch_add(final_stats.delivered, std::memory_order_relaxed);
-  s.retired_dropped.fetch_add(final_stats.dropped, std::memory_order_relaxed);
-
+  s.retire(final_stats.notifications, final_stats.delivered, final_stats.dropped);
   SubscriberList::destroy(s.budget, subs);
   const std::uint32_t index = core->index();
   HandleCore::destroy(s.budget, core);
@@ -174,7 +179,7 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
   if (options.capacity > (std::uint32_t{1} << 31)) return Errc::out_of_memory;
   const std::uint32_t capacity = std::bit_ceil(options.capacity);
 
-  // The ring is allocated and initialised outside the control mutex (it is the costly part);
+  // The ring is allocated and initialised before any lock is taken (it is the costly part);
   // the handle's producer mode is read in a read section, where its core is safe to read.
   Producers producers{};
   {
@@ -194,16 +199,20 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
 
   SubscriberList* old_list = nullptr;
   {
-    std::lock_guard lock(s.control);
+    ReadGuard guard;  // keeps the core allocated while we take its lock
     HandleCore* core = s.table.lookup(h);
     Errc refused{};
-    SubscriberList* new_list = nullptr;
     if (core == nullptr) {
       refused = Errc::unknown_handle;
     } else {
+      std::lock_guard lock(core->control());
+      HERALD_RACE_POINT("subscribe.locked");  // holds the handle's lock: unregister waits for it
       old_list = core->subscribers();
       const std::uint32_t count = old_list == nullptr ? 0 : old_list->count;
-      if (count >= core->options().max_subscribers) {
+      SubscriberList* new_list = nullptr;
+      if (core->dead()) {
+        refused = Errc::unknown_handle;  // being unregistered
+      } else if (count >= core->options().max_subscribers) {
         refused = Errc::limit_exceeded;
       } else if ((new_list = SubscriberList::create(s.budget, count + 1)) == nullptr) {
         refused = Errc::out_of_memory;
@@ -219,7 +228,7 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
     }
   }
   if (old_list != nullptr) {
-    // Outside the control mutex: the replaced list is this call's alone to free.
+    // Outside every lock and read section: the replaced list is this call's alone to free.
     detail::synchronize_epoch();  // no notify still iterates `old_list`
     SubscriberList::destroy(s.budget, old_list);
   }
@@ -254,16 +263,23 @@ Result<HandleStats> Kernel::stats(Handle h) const noexcept {
 KernelStats Kernel::stats() const noexcept {
   const detail::KernelState& s = *state_;
   KernelStats k{};
-  std::lock_guard lock(s.control);  // the live list; rings stay alive while we hold it
-  k.live_handles = s.live_count;
+  // The retired totals before the scan: a handle unregistered during it is then counted at most
+  // once (missed by both only while its unregister is still running).
   k.notifications = s.retired_notifications.load(std::memory_order_relaxed);
   k.delivered = s.retired_delivered.load(std::memory_order_relaxed);
   k.dropped = s.retired_dropped.load(std::memory_order_relaxed);
-  for (const HandleCore* core = s.live_head; core != nullptr; core = core->live_next) {
-    const HandleStats h = core->stats();
-    k.notifications += h.notifications;
-    k.delivered += h.delivered;
-    k.dropped += h.dropped;
+  {
+    ReadGuard guard;  // every core, list and ring we read stays allocated
+    const std::uint32_t used = s.table.used_slots();
+    for (std::uint32_t i = 0; i < used; ++i) {
+      const HandleCore* core = s.table.at(i);
+      if (core == nullptr) continue;
+      const HandleStats h = core->stats();
+      ++k.live_handles;
+      k.notifications += h.notifications;
+      k.delivered += h.delivered;
+      k.dropped += h.dropped;
+    }
   }
   k.rejected = s.rejected.load(std::memory_order_relaxed);
   k.memory_used = s.budget.used();

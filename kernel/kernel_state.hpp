@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 
 #include "core/handle_core.hpp"
 #include "herald/options.hpp"
@@ -12,8 +11,9 @@
 
 namespace herald::detail {
 
-/// What a Kernel owns. The control mutex serialises register/unregister/subscribe/unsubscribe and
-/// guards the live list, the ring ownership flags and the retired totals' writers.
+/// What a Kernel owns. There is no kernel-wide lock (PROTOCOLS.md §1): the table is lock-free,
+/// each handle has its own control lock for its subscriber list, and unregister owns the core it
+/// took from the table.
 class KernelState {
  public:
   explicit KernelState(const KernelOptions& options)
@@ -23,26 +23,24 @@ class KernelState {
   /// Detaches `record` from the handle (if still attached) and drops the consumer's reference.
   void unsubscribe(Handle h, SubscriptionRecord* record) noexcept;
 
+  /// Drops one reference to `record`, destroying it with the last.
+  void release_record(SubscriptionRecord* record) noexcept {
+    if (record->release_ref()) SubscriptionRecord::destroy(budget, record);
+  }
+  /// Adds an unregistered handle's (or a late-detached ring's) counts to the kernel's totals.
+  void retire(std::uint64_t notifications, std::uint64_t delivered, std::uint64_t dropped) noexcept;
+
   const KernelOptions options;
   MemoryBudget budget;
   HandleTable table;
-  mutable std::mutex control;
 
-  // Under `control`:
-  HandleCore* live_head = nullptr;
-  std::uint32_t live_count = 0;
-
-  // Written under `control`, read by stats() (relaxed: counters, no ordering).
-  std::atomic<std::uint64_t> retired_notifications{0};
+  // Totals of what is no longer live. Relaxed: counters, no ordering; each is added to only when
+  // nonzero, so churn that notifies nothing never writes their line.
+  alignas(kCacheLine) std::atomic<std::uint64_t> retired_notifications{0};
   std::atomic<std::uint64_t> retired_delivered{0};
   std::atomic<std::uint64_t> retired_dropped{0};
   // Data plane: notifies on handles that are not live. Relaxed: a counter only.
-  mutable std::atomic<std::uint64_t> rejected{0};
-
-  /// Frees a record once neither the kernel nor a Subscription references it. Under `control`.
-  void release_record(SubscriptionRecord* record) noexcept {
-    if (!record->kernel_ref && !record->consumer_ref) SubscriptionRecord::destroy(budget, record);
-  }
+  alignas(kCacheLine) mutable std::atomic<std::uint64_t> rejected{0};
 };
 
 }  // namespace herald::detail

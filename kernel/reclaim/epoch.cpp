@@ -88,16 +88,17 @@ EpochRecord* claim_epoch_record() noexcept {
 void synchronize_epoch() noexcept {
   assert((t_epoch_record == nullptr || t_epoch_record->depth == 0) &&
          "synchronize_epoch inside a read section would wait for itself");
-  const std::uint64_t epoch = g_epoch.fetch_add(1, std::memory_order_seq_cst) + 1;
   const std::size_t first_used = g_first_block_used.load(std::memory_order_seq_cst);
   for (RecordBlock* block = &g_first_block; block != nullptr;
        block = block->next.load(std::memory_order_acquire)) {
     const std::size_t scan = block == &g_first_block ? first_used : kRecordsPerBlock;
     for (std::size_t i = 0; i < scan; ++i) {
       EpochRecord& r = block->records[i];
-      for (unsigned spins = 0;; ++spins) {
-        const std::uint64_t s = r.state.load(std::memory_order_seq_cst);
-        if (s == 0 || s >= epoch) break;
+      const std::uint64_t seen = r.state.load(std::memory_order_seq_cst);
+      if ((seen & 1) == 0) continue;  // outside every section
+      // Inside the section `seen` marks: wait until it ends (any later value: its exit store, or
+      // a later section, which began after this scan's load and needs no wait).
+      for (unsigned spins = 0; r.state.load(std::memory_order_seq_cst) == seen; ++spins) {
         if (spins < 64) {
           cpu_relax();
         } else {

@@ -4,30 +4,72 @@ namespace herald::detail {
 
 HandleTable::HandleTable(std::uint32_t capacity)
     : capacity_(capacity),
-      slots_(new std::atomic<HandleCore*>[capacity]),
-      generations_(new std::uint32_t[capacity]),
-      free_(new std::uint32_t[capacity]) {
-  for (std::uint32_t i = 0; i < capacity; ++i) {
-    slots_[i].store(nullptr, std::memory_order_relaxed);
-    generations_[i] = 1;
-    free_[i] = capacity - 1 - i;  // low indices first
-  }
-  free_count_ = capacity;
+      stride_(static_cast<std::uint32_t>((std::uint64_t{capacity} + kSlotsPerLine - 1) /
+                                         kSlotsPerLine)),
+      slots_(new Slot[std::size_t{stride_} * kSlotsPerLine]) {
+  static_assert(sizeof(Slot) == 16 && kCacheLine % sizeof(Slot) == 0);
+}
+
+HandleCore* HandleTable::take(Handle h) noexcept {
+  HandleCore* core = lookup(h);
+  if (core == nullptr) return nullptr;
+  // seq_cst: the unpublishing store of ReadGuard's argument. Fails when another take() won, or
+  // when the slot moved on (then `h` was taken, released and reused: not live any more).
+  if (!slot(h.index()).core.compare_exchange_strong(core, nullptr, std::memory_order_seq_cst))
+    return nullptr;
+  return core;
 }
 
 bool HandleTable::reserve(std::uint32_t& index, std::uint32_t& generation) noexcept {
-  if (free_count_ == 0) return false;
-  index = free_[--free_count_];
-  generation = generations_[index];
-  return true;
+  // acquire: pairs with push_free()'s release, so the slot's generation written by its previous
+  // owner (release()) is visible to us, its next owner.
+  std::uint64_t head = free_head_.load(std::memory_order_acquire);
+  while ((head & kLinkMask) != 0) {
+    const auto top = static_cast<std::uint32_t>(head & kLinkMask) - 1;
+    // relaxed: a stale link (the slot was popped and pushed again meanwhile) fails the CAS,
+    // whose tag has moved on.
+    const std::uint32_t below = slot(top).next_free.load(std::memory_order_relaxed);
+    const std::uint64_t popped = (((head >> 32) + 1) << 32) | below;
+    if (free_head_.compare_exchange_weak(head, popped, std::memory_order_acquire,
+                                         std::memory_order_acquire)) {
+      index = top;
+      generation = slot(top).generation;
+      return true;
+    }
+  }
+  // No freed slot: one never used. relaxed: the slot's initial state was written before any
+  // thread could call us (construction).
+  std::uint32_t fresh = fresh_.load(std::memory_order_relaxed);
+  while (fresh < capacity_) {
+    if (fresh_.compare_exchange_weak(fresh, fresh + 1, std::memory_order_relaxed)) {
+      index = fresh;
+      generation = slot(fresh).generation;
+      return true;
+    }
+  }
+  return false;
+}
+
+void HandleTable::push_free(std::uint32_t index) noexcept {
+  std::uint64_t head = free_head_.load(std::memory_order_relaxed);
+  for (;;) {
+    slot(index).next_free.store(static_cast<std::uint32_t>(head & kLinkMask),
+                                std::memory_order_relaxed);
+    const std::uint64_t pushed = (((head >> 32) + 1) << 32) | (std::uint64_t{index} + 1);
+    // release: the next owner's reserve() (acquire) sees our generation and link.
+    if (free_head_.compare_exchange_weak(head, pushed, std::memory_order_release,
+                                         std::memory_order_relaxed))
+      return;
+  }
 }
 
 void HandleTable::release(std::uint32_t index) noexcept {
-  if (++generations_[index] == 0) {
-    ++retired_;  // the generation space of this slot is spent
+  if (++slot(index).generation == 0) {
+    // The generation space of this slot is spent. relaxed: a counter for stats.
+    retired_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  free_[free_count_++] = index;
+  push_free(index);
 }
 
 }  // namespace herald::detail

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "config.hpp"
 #include "core/handle_core.hpp"
 #include "herald/handle.hpp"
 
@@ -12,9 +13,16 @@ namespace herald::detail {
 /// The registry: `capacity` slots allocated once at construction, so lookups never allocate.
 ///
 /// A slot holds the published core (or nullptr); the core carries its own generation, so a lookup
-/// is one indexed load plus a compare and rejects any forged or stale value. Reserve/publish/
-/// unpublish/release are control plane, called under the kernel's control mutex. A slot whose
+/// is one indexed load plus a compare and rejects any forged or stale value. A slot whose
 /// generation would wrap to 0 is retired for good, so no handle ever names a later registration.
+///
+/// Every member is lock-free and may be called from any thread (PROTOCOLS.md §1):
+/// - reserve() pops a freed slot from a Treiber stack whose head carries a 32-bit tag against ABA
+///   (a pop would have to be overtaken by 2^32 pushes), or takes a never-used slot from `fresh_`;
+/// - publish() and take() are the slot's seq_cst store and compare-exchange; take() makes exactly
+///   one unregister the owner of the core;
+/// - release() and unreserve() push the slot back. Between reserve() and release() the slot's
+///   generation belongs to its one owner.
 class HandleTable {
  public:
   explicit HandleTable(std::uint32_t capacity);  // throws std::bad_alloc (construction only)
@@ -23,38 +31,67 @@ class HandleTable {
   HandleCore* lookup(Handle h) const noexcept {
     const std::uint32_t index = h.index();
     if (index >= capacity_) return nullptr;
-    HandleCore* core = slots_[index].load(std::memory_order_seq_cst);
+    HandleCore* core = slot(index).core.load(std::memory_order_seq_cst);
     if (core == nullptr || core->generation() != h.generation()) return nullptr;
     return core;
   }
+  /// Inside a ReadGuard: unpublishes the core `h` names and returns it, or nullptr when `h` is not
+  /// live or another caller took it first. The caller owns the core from here.
+  HandleCore* take(Handle h) noexcept;
 
   /// A free slot and the generation its next handle gets; false when every slot is taken.
   bool reserve(std::uint32_t& index, std::uint32_t& generation) noexcept;
   /// Gives back a reserved slot that was never published.
-  void unreserve(std::uint32_t index) noexcept { free_[free_count_++] = index; }
+  void unreserve(std::uint32_t index) noexcept { push_free(index); }
   void publish(std::uint32_t index, HandleCore* core) noexcept {
-    slots_[index].store(core, std::memory_order_seq_cst);
+    slot(index).core.store(core, std::memory_order_seq_cst);
   }
-  void unpublish(std::uint32_t index) noexcept {
-    slots_[index].store(nullptr, std::memory_order_seq_cst);
-  }
-  /// After unpublish and a grace period: the slot is reusable with the next generation.
+  /// After take() and a grace period: the slot is reusable with the next generation.
   void release(std::uint32_t index) noexcept;
 
+  /// Inside a ReadGuard: the core in slot `index` (nullptr if none), for scans of every live
+  /// handle (stats, describe) and, with no other caller left, the kernel's destructor.
+  HandleCore* at(std::uint32_t index) const noexcept {
+    return slot(index).core.load(std::memory_order_seq_cst);
+  }
+  /// One past the highest slot ever reserved: scans stop here.
+  std::uint32_t used_slots() const noexcept {
+    // relaxed: a scan that misses a slot reserved meanwhile misses a handle registered meanwhile.
+    const std::uint32_t fresh = fresh_.load(std::memory_order_relaxed);
+    return fresh < capacity_ ? fresh : capacity_;
+  }
+
   std::uint32_t capacity() const noexcept { return capacity_; }
-  std::uint32_t retired_slots() const noexcept { return retired_; }
-  /// Test hook: the generation the slot's next registration will get.
+  std::uint32_t retired_slots() const noexcept { return retired_.load(std::memory_order_relaxed); }
+  /// Test hook: the generation the slot's next registration will get (its owner only).
   void set_next_generation(std::uint32_t index, std::uint32_t generation) noexcept {
-    generations_[index] = generation;
+    slot(index).generation = generation;
   }
 
  private:
+  static constexpr std::uint64_t kLinkMask = 0xFFFFFFFF;  // head: tag << 32 | (index + 1)
+  struct Slot {
+    std::atomic<HandleCore*> core{nullptr};
+    std::uint32_t generation = 1;  // the next registration's (its owner's)
+    // The free stack's link: index + 1 of the slot below, 0 at the bottom. Atomic because a pop
+    // may read a link that a push of the same slot rewrites (its CAS then fails on the tag).
+    std::atomic<std::uint32_t> next_free{0};
+  };
+  static constexpr std::uint32_t kSlotsPerLine = kCacheLine / sizeof(Slot);
+  /// Consecutive indices live on different cache lines (index i at (i % 4) * stride + i / 4):
+  /// threads that register at the same time get neighbouring indices, and would otherwise write
+  /// one line from several cores on every publish, lookup and take.
+  Slot& slot(std::uint32_t index) const noexcept {
+    return slots_[(index % kSlotsPerLine) * stride_ + index / kSlotsPerLine];
+  }
+  void push_free(std::uint32_t index) noexcept;
+
   const std::uint32_t capacity_;
-  std::unique_ptr<std::atomic<HandleCore*>[]> slots_;
-  std::unique_ptr<std::uint32_t[]> generations_;  // next generation per slot
-  std::unique_ptr<std::uint32_t[]> free_;         // stack of free slot indices
-  std::uint32_t free_count_ = 0;
-  std::uint32_t retired_ = 0;
+  const std::uint32_t stride_;  // ceil(capacity / kSlotsPerLine)
+  std::unique_ptr<Slot[]> slots_;
+  alignas(kCacheLine) std::atomic<std::uint64_t> free_head_{0};
+  std::atomic<std::uint32_t> fresh_{0};  // slots [fresh_, capacity_) were never reserved
+  std::atomic<std::uint32_t> retired_{0};
 };
 
 }  // namespace herald::detail

@@ -14,11 +14,11 @@ namespace {
 // of 4 KiB apart, so the same field of every ring (a header line, the slot of one position) maps to
 // the same L1 set: sixteen subscriptions on one handle thrashed an 8-way L1 on every notify (198 ns
 // instead of 4 x 20 ns for one thread notifying and draining). Records of at least kColourFrom
-// bytes therefore start kCacheLine * (n % kColours) into a block padded for it, n counting
-// creations.
+// bytes therefore start kCacheLine * (n % kColours) into a block padded for it, n counting the
+// creating thread's creations.
 constexpr std::size_t kColours = 16;
 constexpr std::size_t kColourFrom = 4096;
-std::atomic<std::uint32_t> g_next_colour{0};
+thread_local std::uint32_t t_next_colour = 0;
 
 std::size_t colour_padding(std::size_t bytes) noexcept {
   return bytes >= kColourFrom ? (kColours - 1) * kCacheLine : 0;
@@ -48,8 +48,9 @@ SubscriptionRecord* SubscriptionRecord::create(MemoryBudget& budget, std::uint32
   if (block == nullptr) return nullptr;
   std::size_t offset = 0;
   if (padding != 0) {
-    // relaxed: any spread of colours will do; subscribe() runs under the control mutex anyway.
-    offset = g_next_colour.fetch_add(1, std::memory_order_relaxed) % kColours * kCacheLine;
+    // Per thread: any spread of colours will do, and a shared counter would be one more line
+    // that every subscribe writes.
+    offset = t_next_colour++ % kColours * kCacheLine;
   }
   auto* record =
       ::new (static_cast<char*>(block) + offset) SubscriptionRecord(capacity, overflow, producers);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -23,7 +24,7 @@ namespace herald::detail {
 /// writes the parker only when it parks.
 ///
 /// Lifetime: created by subscribe(); referenced by the kernel (while the handle's subscriber list
-/// holds it) and by the Subscription; freed by whichever releases last, under the control mutex.
+/// holds it) and by the Subscription; freed by whichever releases its reference last.
 class SubscriptionRecord {
  public:
   /// nullptr when the budget refuses. `capacity` must be a power of two.
@@ -48,9 +49,14 @@ class SubscriptionRecord {
     parker.wake();
   }
 
-  // ---- ownership (control plane, under the kernel's control mutex) ----
-  bool kernel_ref = true;
-  bool consumer_ref = true;
+  // ---- ownership (control plane) ----
+
+  /// Drops one of the two references (the kernel's or the consumer's); true for the last one,
+  /// whose caller then destroys the record.
+  [[nodiscard]] bool release_ref() noexcept {
+    // acq_rel: the last releaser's destroy() follows every access the other owner made.
+    return refs_.fetch_sub(1, std::memory_order_acq_rel) == 1;
+  }
 
   /// The coroutine suspended in Subscription::recv(), if any: set and cleared by the consumer side
   /// only (the owner of the Subscription), read by the Subscription's destructor.
@@ -64,7 +70,8 @@ class SubscriptionRecord {
   // must come last).
   char* hint_ = nullptr;
   std::size_t hint_len_ = 0;
-  std::uint32_t colour_offset_ = 0;  // where the record starts in its block (cache colouring)
+  std::uint32_t colour_offset_ = 0;     // where the record starts in its block (cache colouring)
+  std::atomic<std::uint32_t> refs_{2};  // the kernel's and the consumer's
 
  public:
   ConsumerParker parker;  // its own line: written when the consumer parks, read by notify

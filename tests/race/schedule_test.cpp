@@ -57,6 +57,8 @@ struct Fixture {
   std::optional<Result<Notification>> got;
   std::optional<Result<NotifyReceipt>> sent;
   std::optional<Result<void>> unregistered;
+  std::optional<Result<void>> unregistered_too;    // a second, racing unregister
+  std::optional<Result<Subscription>> subscribed;  // a racing subscribe
   explicit Fixture(Producers p, std::uint32_t capacity = 4) {
     h = k.register_handle({.producers = p}).value();
     s = k.subscribe(h, {.capacity = capacity}).value();
@@ -292,6 +294,41 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
                                       }
                                       CHECK(f->s.try_recv().error() == Errc::closed);
                                     }};
+        },
+        kMaxPoints);
+    MESSAGE(runs << " schedules");
+  }
+
+  TEST_CASE("subscribe against two unregisters: one unregister wins, the subscription is closed") {
+    // No kernel-wide lock: the table's compare-exchange picks the one unregister that owns the
+    // core, and the handle's lock orders the subscribe's list change against its mark of death.
+    const int runs = Schedule::explore(
+        [] {
+          auto f = std::make_shared<Fixture>(Producers::multi);
+          f->s = Subscription();
+          return Schedule::Scenario{
+              {[f] { f->subscribed = f->k.subscribe(f->h, {.capacity = 2}); },
+               [f] { f->unregistered = f->k.unregister_handle(f->h); },
+               [f] { f->unregistered_too = f->k.unregister_handle(f->h); }},
+              [f](const std::string& schedule) {
+                CAPTURE(schedule);
+                REQUIRE(f->unregistered.has_value());
+                REQUIRE(f->unregistered_too.has_value());
+                CHECK(f->unregistered->has_value() != f->unregistered_too->has_value());
+                const Result<void>& lost =
+                    f->unregistered->has_value() ? *f->unregistered_too : *f->unregistered;
+                if (!lost.has_value()) CHECK(lost.error() == Errc::unknown_handle);
+                REQUIRE(f->subscribed.has_value());
+                if (f->subscribed->has_value()) {
+                  CHECK(f->subscribed->value().try_recv().error() == Errc::closed);
+                } else {
+                  CHECK(f->subscribed->error() == Errc::unknown_handle);
+                }
+                f->subscribed.reset();  // its record: the last reference goes here
+                const KernelStats ks = f->k.stats();
+                CHECK(ks.live_handles == 0);
+                CHECK(ks.memory_used == 0);
+              }};
         },
         kMaxPoints);
     MESSAGE(runs << " schedules");

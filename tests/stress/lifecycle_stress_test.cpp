@@ -5,6 +5,7 @@
 
 #include <array>
 #include <atomic>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -161,5 +162,78 @@ TEST_SUITE("stress: lifecycle") {
     CHECK(s.subscriptions == 0);
     CHECK(s.delivered + s.dropped == observed.load());
     CHECK(s.delivered >= counted);
+  }
+
+  TEST_CASE("two unregisters, a subscribe, a notifier and stats race on one handle") {
+    // Without a kernel-wide lock: the table's compare-exchange makes exactly one unregister the
+    // owner, the handle's lock orders the subscribe against it, and stats() scans the table while
+    // cores leave it.
+    Kernel k(KernelOptions{.max_handles = 8});
+    const auto until = std::chrono::steady_clock::now() + test::stress_duration();
+    std::uint64_t rounds = 0, subscribed = 0, notified = 0, delivered = 0;
+    while (std::chrono::steady_clock::now() < until || rounds < 50) {
+      const Handle h = k.register_handle().value();
+      std::atomic<unsigned> ready{0};
+      std::array<bool, 2> won{};
+      std::optional<Subscription> sub;
+      std::uint64_t accepted = 0, pushed = 0;  // the notifier's receipts
+      test::run_threads(5, [&](unsigned id) {
+        ready.fetch_add(1);
+        while (ready.load() < 5) std::this_thread::yield();
+        switch (id) {
+          case 0:
+          case 1:
+            won[id] = k.unregister_handle(h).has_value();
+            break;
+          case 2:
+            if (auto s = k.subscribe(h, {.capacity = 4})) {
+              sub.emplace(std::move(s).value());
+            } else {
+              CHECK(s.error() == Errc::unknown_handle);
+            }
+            break;
+          case 3:
+            for (int i = 0; i < 8; ++i) {
+              if (auto r = k.notify(h, i)) {
+                ++accepted;
+                pushed += r->delivered + r->dropped;  // all for `sub`, the one subscription
+              }
+            }
+            break;
+          default:
+            for (int i = 0; i < 4; ++i) {
+              const KernelStats st = k.stats();
+              CHECK(st.live_handles <= 1);
+              CHECK(k.describe().find("\"live_handles\"") != std::string::npos);
+            }
+        }
+      });
+      CHECK(won[0] != won[1]);  // exactly one unregister succeeded
+      if (sub) {
+        ++subscribed;
+        // Unregistered: the subscription hands out what it buffered, then `closed`.
+        std::uint64_t got = 0;
+        for (;;) {
+          auto r = sub->try_recv();
+          if (r) {
+            ++got;
+            continue;
+          }
+          CHECK(r.error() == Errc::closed);
+          break;
+        }
+        CHECK(got + sub->dropped() == pushed);  // every push the receipts counted, nothing lost
+        delivered += got;
+        sub.reset();
+      }
+      notified += accepted;
+      ++rounds;
+    }
+    MESSAGE("rounds " << rounds << ", subscribed " << subscribed << ", notified " << notified
+                      << ", received " << delivered);
+    const KernelStats st = k.stats();
+    CHECK(st.live_handles == 0);
+    CHECK(st.notifications == notified);
+    CHECK(st.memory_used == 0);
   }
 }
