@@ -1,7 +1,9 @@
 // White-box tests of pieces whose edge cases the public API cannot reach in reasonable time.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "core/latest_cells.hpp"
@@ -65,6 +67,51 @@ TEST_SUITE("internals") {
     budget.deallocate(b, 400);
     CHECK(budget.used() == 0);
     CHECK(budget.allocate(std::size_t(-1)) == nullptr);
+  }
+
+  TEST_CASE("a sharded memory budget is exact when quiet and refuses only what cannot fit") {
+    constexpr std::size_t kLimit = std::size_t{4} << 20;  // large enough for per-thread credit
+    MemoryBudget budget(kLimit);
+    // Another thread takes credit into its shard and keeps one small block.
+    void* theirs = nullptr;
+    std::thread([&] { theirs = budget.allocate(100); }).join();
+    REQUIRE(theirs != nullptr);
+    CHECK(budget.used() == 100);
+    // Everything else still fits: the other shard's unused credit is taken back, not refused.
+    void* mine = budget.allocate(kLimit - 100);
+    REQUIRE(mine != nullptr);
+    CHECK(budget.used() == kLimit);
+    CHECK(budget.allocate(1) == nullptr);
+    budget.deallocate(mine, kLimit - 100);
+    CHECK(budget.used() == 100);
+    // Many threads allocating and freeing at once: exact again once they stop.
+    std::vector<std::thread> threads;
+    std::atomic<std::uint64_t> refused{0};
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&] {
+        std::vector<std::pair<void*, std::size_t>> held;
+        for (int i = 0; i < 20000; ++i) {
+          const std::size_t bytes = 16 + static_cast<std::size_t>(i % 97) * 24;
+          if (void* p = budget.allocate(bytes)) {
+            held.emplace_back(p, bytes);
+          } else {
+            refused.fetch_add(1);
+          }
+          if (held.size() > 64 || i % 3 == 0) {
+            if (!held.empty()) {
+              budget.deallocate(held.back().first, held.back().second);
+              held.pop_back();
+            }
+          }
+        }
+        for (auto [p, bytes] : held) budget.deallocate(p, bytes);
+      });
+    }
+    for (auto& t : threads) t.join();
+    CHECK(refused.load() == 0);
+    CHECK(budget.used() == 100);
+    budget.deallocate(theirs, 100);
+    CHECK(budget.used() == 0);
   }
 
   TEST_CASE("a subscription record keeps its parker and ring lines apart and counts every byte") {
