@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 
 namespace herald::detail {
@@ -17,6 +18,17 @@ inline void cpu_relax() noexcept {
 #elif defined(__aarch64__)
   asm volatile("yield" ::: "memory");
 #endif
+}
+
+/// A small number for the calling thread, assigned round-robin at its first call: the index of
+/// the shard (of per-thread credit, of free slots) it uses, so that a few busy threads land on
+/// different cache lines.
+inline std::atomic<unsigned> g_next_thread_shard{0};
+inline thread_local unsigned t_thread_shard = ~0u;
+inline unsigned thread_shard() noexcept {
+  if (t_thread_shard == ~0u) [[unlikely]]
+    t_thread_shard = g_next_thread_shard.fetch_add(1, std::memory_order_relaxed);  // a counter
+  return t_thread_shard;
 }
 
 }  // namespace herald::detail

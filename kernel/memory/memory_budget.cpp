@@ -22,15 +22,7 @@ void* system_allocate(std::size_t bytes, std::size_t align) noexcept {
 
 }  // namespace
 
-// Which shard a thread uses: assigned round-robin at its first allocation, so that a few busy
-// threads land on different shards.
-std::atomic<unsigned> g_next_shard{0};
-thread_local unsigned t_shard = ~0u;
-
-MemoryBudget::Shard& MemoryBudget::shard() noexcept {
-  if (t_shard == ~0u) t_shard = g_next_shard.fetch_add(1, std::memory_order_relaxed);
-  return shards_[t_shard % kShards];
-}
+MemoryBudget::Shard& MemoryBudget::shard() noexcept { return shards_[thread_shard() % kShards]; }
 
 bool MemoryBudget::reserve_shared(std::size_t bytes) noexcept {
   std::size_t reserved = reserved_.load(std::memory_order_relaxed);

@@ -20,44 +20,56 @@ HandleCore* HandleTable::take(Handle h) noexcept {
   return core;
 }
 
-bool HandleTable::reserve(std::uint32_t& index, std::uint32_t& generation) noexcept {
+bool HandleTable::pop_free(FreeStack& stack, const HandleTable& table,
+                           std::uint32_t& index) noexcept {
   // acquire: pairs with push_free()'s release, so the slot's generation written by its previous
   // owner (release()) is visible to us, its next owner.
-  std::uint64_t head = free_head_.load(std::memory_order_acquire);
+  std::uint64_t head = stack.head.load(std::memory_order_acquire);
   while ((head & kLinkMask) != 0) {
     const auto top = static_cast<std::uint32_t>(head & kLinkMask) - 1;
     // relaxed: a stale link (the slot was popped and pushed again meanwhile) fails the CAS,
     // whose tag has moved on.
-    const std::uint32_t below = slot(top).next_free.load(std::memory_order_relaxed);
+    const std::uint32_t below = table.slot(top).next_free.load(std::memory_order_relaxed);
     const std::uint64_t popped = (((head >> 32) + 1) << 32) | below;
-    if (free_head_.compare_exchange_weak(head, popped, std::memory_order_acquire,
+    if (stack.head.compare_exchange_weak(head, popped, std::memory_order_acquire,
                                          std::memory_order_acquire)) {
       index = top;
-      generation = slot(top).generation;
-      return true;
-    }
-  }
-  // No freed slot: one never used. relaxed: the slot's initial state was written before any
-  // thread could call us (construction).
-  std::uint32_t fresh = fresh_.load(std::memory_order_relaxed);
-  while (fresh < capacity_) {
-    if (fresh_.compare_exchange_weak(fresh, fresh + 1, std::memory_order_relaxed)) {
-      index = fresh;
-      generation = slot(fresh).generation;
       return true;
     }
   }
   return false;
 }
 
+bool HandleTable::reserve(std::uint32_t& index, std::uint32_t& generation) noexcept {
+  const unsigned own = thread_shard() % kShards;
+  bool found = pop_free(free_[own], *this, index);
+  if (!found) {
+    // No slot of ours: one never used. relaxed: the slot's initial state was written before any
+    // thread could call us (construction).
+    std::uint32_t fresh = fresh_.load(std::memory_order_relaxed);
+    while (!found && fresh < capacity_) {
+      if (fresh_.compare_exchange_weak(fresh, fresh + 1, std::memory_order_relaxed)) {
+        index = fresh;
+        found = true;
+      }
+    }
+  }
+  // Then one another thread released.
+  for (unsigned k = 1; !found && k < kShards; ++k)
+    found = pop_free(free_[(own + k) % kShards], *this, index);
+  if (found) generation = slot(index).generation;
+  return found;
+}
+
 void HandleTable::push_free(std::uint32_t index) noexcept {
-  std::uint64_t head = free_head_.load(std::memory_order_relaxed);
+  FreeStack& stack = free_[thread_shard() % kShards];
+  std::uint64_t head = stack.head.load(std::memory_order_relaxed);
   for (;;) {
     slot(index).next_free.store(static_cast<std::uint32_t>(head & kLinkMask),
                                 std::memory_order_relaxed);
     const std::uint64_t pushed = (((head >> 32) + 1) << 32) | (std::uint64_t{index} + 1);
     // release: the next owner's reserve() (acquire) sees our generation and link.
-    if (free_head_.compare_exchange_weak(head, pushed, std::memory_order_release,
+    if (stack.head.compare_exchange_weak(head, pushed, std::memory_order_release,
                                          std::memory_order_relaxed))
       return;
   }

@@ -18,7 +18,10 @@ namespace herald::detail {
 ///
 /// Every member is lock-free and may be called from any thread (PROTOCOLS.md §1):
 /// - reserve() pops a freed slot from a Treiber stack whose head carries a 32-bit tag against ABA
-///   (a pop would have to be overtaken by 2^32 pushes), or takes a never-used slot from `fresh_`;
+///   (a pop would have to be overtaken by 2^32 pushes), or takes a never-used slot from `fresh_`.
+///   There are kShards stacks, each on its own line: a thread pushes the slots it releases onto
+///   its own and pops from it first, then takes a never-used slot, then takes from the others, so
+///   threads that churn handles at once do not write one line and each reuses its own slots;
 /// - publish() and take() are the slot's seq_cst store and compare-exchange; take() makes exactly
 ///   one unregister the owner of the core;
 /// - release() and unreserve() push the slot back. Between reserve() and release() the slot's
@@ -84,13 +87,18 @@ class HandleTable {
   Slot& slot(std::uint32_t index) const noexcept {
     return slots_[(index % kSlotsPerLine) * stride_ + index / kSlotsPerLine];
   }
+  static constexpr std::uint32_t kShards = 16;
+  struct alignas(kCacheLine) FreeStack {
+    std::atomic<std::uint64_t> head{0};
+  };
+  static bool pop_free(FreeStack& stack, const HandleTable& table, std::uint32_t& index) noexcept;
   void push_free(std::uint32_t index) noexcept;
 
   const std::uint32_t capacity_;
   const std::uint32_t stride_;  // ceil(capacity / kSlotsPerLine)
   std::unique_ptr<Slot[]> slots_;
-  alignas(kCacheLine) std::atomic<std::uint64_t> free_head_{0};
-  std::atomic<std::uint32_t> fresh_{0};  // slots [fresh_, capacity_) were never reserved
+  FreeStack free_[kShards];
+  alignas(kCacheLine) std::atomic<std::uint32_t> fresh_{0};  // [fresh_, capacity_): never used
   std::atomic<std::uint32_t> retired_{0};
 };
 
