@@ -55,6 +55,8 @@ void KernelState::retire(std::uint64_t notifications, std::uint64_t delivered,
 void KernelState::unsubscribe(Handle h, SubscriptionRecord* record) noexcept {
   SubscriberList* old_list = nullptr;
   bool detached = false;
+  std::uint64_t folded_delivered = 0;
+  std::uint64_t folded_dropped = 0;
   {
     ReadGuard guard;  // keeps the core allocated while we take its lock
     HandleCore* core = table.lookup(h);
@@ -83,6 +85,11 @@ void KernelState::unsubscribe(Handle h, SubscriptionRecord* record) noexcept {
         if (old_list != nullptr) {
           core->set_subscribers(new_list);
           detached = true;  // off every list: from here only this call references it
+          // Its counts so far go to the handle's totals now, with the list change; what
+          // notifiers still push during the grace period is added after it.
+          folded_delivered = record->ring.delivered();
+          folded_dropped = record->ring.dropped();
+          core->retire_counts(folded_delivered, folded_dropped);
         }
       }
     }
@@ -93,20 +100,25 @@ void KernelState::unsubscribe(Handle h, SubscriptionRecord* record) noexcept {
   }
   HERALD_RACE_POINT("unsubscribe.unpublished");  // notifiers may still be pushing into it
   synchronize_epoch();  // no notify still pushes into `record` or reads `old_list`
-  // The handle may have been unregistered meanwhile (its final counts did not include this
-  // record, which was no longer on its list): the counts then go to the kernel's totals.
-  bool folded = false;
-  {
-    ReadGuard guard;
-    if (HandleCore* core = table.lookup(h)) {
-      std::lock_guard lock(core->control());
-      if (!core->dead()) {  // unregister reads the final counts after marking it dead
-        core->retire_counts(record->ring.delivered(), record->ring.dropped());
-        folded = true;
+  // Pushes by notifiers that read the old list before it was replaced. The handle may have been
+  // unregistered meanwhile: its final counts then included what was folded above but not these,
+  // which go to the kernel's totals instead.
+  const std::uint64_t late_delivered = record->ring.delivered() - folded_delivered;
+  const std::uint64_t late_dropped = record->ring.dropped() - folded_dropped;
+  if (late_delivered != 0 || late_dropped != 0) {
+    bool folded = false;
+    {
+      ReadGuard guard;
+      if (HandleCore* core = table.lookup(h)) {
+        std::lock_guard lock(core->control());
+        if (!core->dead()) {  // unregister reads the final counts after marking it dead
+          core->retire_counts(late_delivered, late_dropped);
+          folded = true;
+        }
       }
     }
+    if (!folded) retire(0, late_delivered, late_dropped);
   }
-  if (!folded) retire(0, record->ring.delivered(), record->ring.dropped());
   SubscriberList::destroy(budget, old_list);
   release_record(record);  // the kernel's reference, taken over when it left the list
   release_record(record);  // and the consumer's: the last

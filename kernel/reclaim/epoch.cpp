@@ -98,9 +98,11 @@ void synchronize_epoch() noexcept {
       if ((seen & 1) == 0) continue;  // outside every section
       // Inside the section `seen` marks: wait until it ends (any later value: its exit store, or
       // a later section, which began after this scan's load and needs no wait).
-      for (unsigned spins = 0; r.state.load(std::memory_order_seq_cst) == seen; ++spins) {
-        if (spins < 64) {
-          cpu_relax();
+      // Backing off between loads: each load takes the line from its owner, who must take it
+      // back to leave the section.
+      for (unsigned round = 0; r.state.load(std::memory_order_seq_cst) == seen; ++round) {
+        if (round < 8) {
+          for (unsigned i = 0; i < (1u << round); ++i) cpu_relax();
         } else {
           std::this_thread::yield();
         }
