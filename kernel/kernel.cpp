@@ -3,7 +3,6 @@
 
 #include <bit>
 #include <cassert>
-#include <mutex>
 
 #include "herald/kernel.hpp"
 #include "kernel_state.hpp"
@@ -13,6 +12,7 @@
 namespace herald {
 
 using detail::HandleCore;
+using detail::HandleTable;
 using detail::ReadGuard;
 using detail::SubscriberList;
 using detail::SubscriptionRecord;
@@ -58,39 +58,35 @@ void KernelState::unsubscribe(Handle h, SubscriptionRecord* record) noexcept {
   std::uint64_t folded_delivered = 0;
   std::uint64_t folded_dropped = 0;
   {
-    ReadGuard guard;  // keeps the core allocated while we take its lock
-    HandleCore* core = table.lookup(h);
-    if (core != nullptr) {
-      std::lock_guard lock(core->control());
-      // A dead core is being unregistered: unregister closes the record and drops the kernel's
-      // reference (as it does when the handle is gone altogether).
-      if (!core->dead()) {
-        old_list = core->subscribers();
-        SubscriberList* new_list = nullptr;
-        if (old_list->count > 1) {
-          // Unsubscribing is never refused by memory_limit: the old, larger list is freed below.
-          new_list = SubscriberList::create_shrinking(budget, old_list->count - 1);
-          if (new_list == nullptr) {
-            // The system allocator itself failed: keep the record attached but abandoned by its
-            // consumer; it is freed with the handle, and its pushes keep being counted.
-            old_list = nullptr;
-          } else {
-            std::uint32_t j = 0;
-            for (std::uint32_t i = 0; i < old_list->count; ++i) {
-              if (old_list->records[i] != record) new_list->records[j++] = old_list->records[i];
-            }
-            assert(j == new_list->count && "the record is on its handle's list");
+    // No live core: the handle is unregistered, or being unregistered, and its unregister closes
+    // the record and drops the kernel's reference.
+    const HandleTable::Locked held = table.lock_live(h);
+    if (HandleCore* core = held.core()) {
+      old_list = core->subscribers();
+      SubscriberList* new_list = nullptr;
+      if (old_list->count > 1) {
+        // Unsubscribing is never refused by memory_limit: the old, larger list is freed below.
+        new_list = SubscriberList::create_shrinking(budget, old_list->count - 1);
+        if (new_list == nullptr) {
+          // The system allocator itself failed: keep the record attached but abandoned by its
+          // consumer; it is freed with the handle, and its pushes keep being counted.
+          old_list = nullptr;
+        } else {
+          std::uint32_t j = 0;
+          for (std::uint32_t i = 0; i < old_list->count; ++i) {
+            if (old_list->records[i] != record) new_list->records[j++] = old_list->records[i];
           }
+          assert(j == new_list->count && "the record is on its handle's list");
         }
-        if (old_list != nullptr) {
-          core->set_subscribers(new_list);
-          detached = true;  // off every list: from here only this call references it
-          // Its counts so far go to the handle's totals now, with the list change; what
-          // notifiers still push during the grace period is added after it.
-          folded_delivered = record->ring.delivered();
-          folded_dropped = record->ring.dropped();
-          core->retire_counts(folded_delivered, folded_dropped);
-        }
+      }
+      if (old_list != nullptr) {
+        core->set_subscribers(new_list);
+        detached = true;  // off every list: from here only this call references it
+        // Its counts so far go to the handle's totals now, with the list change; what
+        // notifiers still push during the grace period is added after it.
+        folded_delivered = record->ring.delivered();
+        folded_dropped = record->ring.dropped();
+        core->retire_counts(folded_delivered, folded_dropped);
       }
     }
   }
@@ -108,13 +104,11 @@ void KernelState::unsubscribe(Handle h, SubscriptionRecord* record) noexcept {
   if (late_delivered != 0 || late_dropped != 0) {
     bool folded = false;
     {
-      ReadGuard guard;
-      if (HandleCore* core = table.lookup(h)) {
-        std::lock_guard lock(core->control());
-        if (!core->dead()) {  // unregister reads the final counts after marking it dead
-          core->retire_counts(late_delivered, late_dropped);
-          folded = true;
-        }
+      // Still live: its unregister, which reads the final counts after taking it, comes later.
+      const HandleTable::Locked held = table.lock_live(h);
+      if (HandleCore* core = held.core()) {
+        core->retire_counts(late_delivered, late_dropped);
+        folded = true;
       }
     }
     if (!folded) retire(0, late_delivered, late_dropped);
@@ -142,23 +136,15 @@ Result<Handle> Kernel::register_handle(const HandleOptions& options) {
 
 Result<void> Kernel::unregister_handle(Handle h) {
   detail::KernelState& s = *state_;
-  HandleCore* core = nullptr;
-  {
-    ReadGuard guard;         // the core's generation is read in the lookup
-    core = s.table.take(h);  // new lookups fail from here on (and a second unregister)
-  }
+  // Under the slot's lock: a subscribe or unsubscribe that holds it finishes its list change
+  // first, and every later one (and a second unregister) finds nothing.
+  HandleCore* core = s.table.take(h);
   if (core == nullptr) return Errc::unknown_handle;
   HERALD_RACE_POINT("unregister.unpublished");
-  {
-    // A subscribe or unsubscribe that holds the lock finishes its list change first; every later
-    // one finds the core dead.
-    std::lock_guard lock(core->control());
-    core->mark_dead();
-  }
   core->close_waiters();  // parked waiters complete with closed; no new ones enlist
   HERALD_RACE_POINT("unregister.waiters_closed");
-  // Every notify that found `core` has returned, and so has every subscribe or unsubscribe that
-  // looked it up (they hold a read section while they hold its lock): the core is ours alone.
+  // Every notify that found `core` has returned (control-plane calls reach a core only under its
+  // slot's lock, where it is gone now): the core is ours alone.
   detail::synchronize_epoch();
   core->drain_waiters();  // every waiter still touching `core` has counted itself out
 
@@ -191,16 +177,16 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
   if (options.capacity > (std::uint32_t{1} << 31)) return Errc::out_of_memory;
   const std::uint32_t capacity = std::bit_ceil(options.capacity);
 
-  // The ring is allocated and initialised before any lock is taken (it is the costly part);
-  // the handle's producer mode is read in a read section, where its core is safe to read.
+  // The ring is allocated and initialised outside the slot's lock (it is the costly part); the
+  // handle's producer mode is read under it, where the core is safe to read.
   Producers producers{};
   {
-    ReadGuard guard;
-    HandleCore* core = s.table.lookup(h);
+    const detail::HandleTable::Locked held = s.table.lock_live(h);
+    HandleCore* core = held.core();
     if (core == nullptr) return Errc::unknown_handle;
     producers = core->options().producers;
     // The limit before the allocation, so a full handle says limit_exceeded, not out_of_memory
-    // (checked again under the mutex: another subscribe may get there first).
+    // (checked again below: another subscribe may get there first).
     const SubscriberList* list = core->subscribers();
     if ((list == nullptr ? 0 : list->count) >= core->options().max_subscribers)
       return Errc::limit_exceeded;
@@ -211,20 +197,17 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
 
   SubscriberList* old_list = nullptr;
   {
-    ReadGuard guard;  // keeps the core allocated while we take its lock
-    HandleCore* core = s.table.lookup(h);
+    const detail::HandleTable::Locked held = s.table.lock_live(h);
+    HandleCore* core = held.core();
     Errc refused{};
     if (core == nullptr) {
       refused = Errc::unknown_handle;
     } else {
-      std::lock_guard lock(core->control());
-      HERALD_RACE_POINT("subscribe.locked");  // holds the handle's lock: unregister waits for it
+      HERALD_RACE_POINT("subscribe.locked");  // holds the slot's lock: unregister waits for it
       old_list = core->subscribers();
       const std::uint32_t count = old_list == nullptr ? 0 : old_list->count;
       SubscriberList* new_list = nullptr;
-      if (core->dead()) {
-        refused = Errc::unknown_handle;  // being unregistered
-      } else if (count >= core->options().max_subscribers) {
+      if (count >= core->options().max_subscribers) {
         refused = Errc::limit_exceeded;
       } else if ((new_list = SubscriberList::create(s.budget, count + 1)) == nullptr) {
         refused = Errc::out_of_memory;
@@ -240,7 +223,7 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
     }
   }
   if (old_list != nullptr) {
-    // Outside every lock and read section: the replaced list is this call's alone to free.
+    // Outside the lock: the replaced list is this call's alone to free.
     detail::synchronize_epoch();  // no notify still iterates `old_list`
     SubscriberList::destroy(s.budget, old_list);
   }

@@ -11,9 +11,9 @@
 
 namespace herald::detail {
 
-/// What a Kernel owns. There is no kernel-wide lock (PROTOCOLS.md §1): the table is lock-free,
-/// each handle has its own control lock for its subscriber list, and unregister owns the core it
-/// took from the table.
+/// What a Kernel owns. There is no kernel-wide lock (PROTOCOLS.md §1): each table slot's lock
+/// orders its handle's subscriber-list changes against unregister, which owns the core it took
+/// from the table; free slots and budget credit are sharded by thread.
 class KernelState {
  public:
   explicit KernelState(const KernelOptions& options)

@@ -34,7 +34,7 @@ struct SubscriberList {
 /// Producers: notify() (data plane, inside an epoch read section, lock-free; the mutex only in the
 /// latest-cells fallback). Consumers: blocking waiters (an eventcount in `wake_`) and coroutine
 /// waiters (a lock-free list), neither with a lock, and subscriptions (their rings). Control plane:
-/// the subscriber list (under the handle's control lock), close_waiters() and drain_waiters()
+/// the subscriber list (under its table slot's lock), close_waiters() and drain_waiters()
 /// (unregister, once it owns the core).
 ///
 /// Memory ordering: if notify() returns seq N, a waiter completed with N, and a subscription that
@@ -137,14 +137,6 @@ class HandleCore {
     return blocking_count(w) + coro_count(w);
   }
 
-  /// The handle's control lock: subscribe and unsubscribe change the subscriber list under it,
-  /// and unregister marks the core dead under it. Taken inside a read section (which keeps the
-  /// core allocated); no holder ever waits for a grace period (PROTOCOLS.md §1).
-  std::mutex& control() noexcept { return control_; }
-  /// Under control(): set by unregister once the core is unpublished; no list change after it.
-  bool dead() const noexcept { return dead_; }
-  void mark_dead() noexcept { dead_ = true; }
-
  private:
   HandleCore(std::uint32_t index, std::uint32_t generation, const HandleOptions& options) noexcept;
   [[gnu::noinline]] void publish_locked(Notification n) noexcept;
@@ -178,8 +170,6 @@ class HandleCore {
   HandleOptions options_;
   std::atomic<std::uint64_t> retired_delivered_{0};
   std::atomic<std::uint64_t> retired_dropped_{0};
-  std::mutex control_;
-  bool dead_ = false;  // under control_
 #ifndef NDEBUG
   std::atomic<std::uint32_t> single_notifier_{0};  // Producers::single misuse detector
 #endif

@@ -7,16 +7,47 @@ HandleTable::HandleTable(std::uint32_t capacity)
       stride_(static_cast<std::uint32_t>((std::uint64_t{capacity} + kSlotsPerLine - 1) /
                                          kSlotsPerLine)),
       slots_(new Slot[std::size_t{stride_} * kSlotsPerLine]) {
-  static_assert(sizeof(Slot) == 16 && kCacheLine % sizeof(Slot) == 0);
+  static_assert(sizeof(Slot) == 32 && kCacheLine % sizeof(Slot) == 0);
+}
+
+void SlotLock::lock_slow() noexcept {
+  for (unsigned i = 0; i < 64; ++i) {
+    cpu_relax();
+    std::uint32_t free = kFree;
+    if (word_.load(std::memory_order_relaxed) == kFree &&
+        word_.compare_exchange_weak(free, kHeld, std::memory_order_acquire,
+                                    std::memory_order_relaxed))
+      return;
+  }
+  // acquire: as in lock(). Marked contended, so that unlock() wakes a sleeper.
+  while (word_.exchange(kContended, std::memory_order_acquire) != kFree)
+    word_.wait(kContended, std::memory_order_relaxed);
+}
+
+HandleTable::Locked HandleTable::lock_live(Handle h) noexcept {
+  Locked held;
+  const std::uint32_t index = h.index();
+  if (index >= capacity_) return held;
+  Slot& s = slot(index);
+  s.lock.lock();
+  // acquire: publish() stores the core without the lock (a release, being seq_cst), so its
+  // construction is visible before we read its generation. Under the lock a published core is
+  // alive: its unregister frees it only after unpublishing it here.
+  HandleCore* core = s.core.load(std::memory_order_acquire);
+  if (core == nullptr || core->generation() != h.generation()) {
+    s.lock.unlock();
+    return held;
+  }
+  held.lock_ = &s.lock;
+  held.core_ = core;
+  return held;
 }
 
 HandleCore* HandleTable::take(Handle h) noexcept {
-  HandleCore* core = lookup(h);
-  if (core == nullptr) return nullptr;
-  // seq_cst: the unpublishing store of ReadGuard's argument. Fails when another take() won, or
-  // when the slot moved on (then `h` was taken, released and reused: not live any more).
-  if (!slot(h.index()).core.compare_exchange_strong(core, nullptr, std::memory_order_seq_cst))
-    return nullptr;
+  const Locked held = lock_live(h);
+  HandleCore* core = held.core();
+  // seq_cst: the unpublishing store of ReadGuard's argument (PROTOCOLS.md §1).
+  if (core != nullptr) slot(h.index()).core.store(nullptr, std::memory_order_seq_cst);
   return core;
 }
 

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <utility>
 
 #include "config.hpp"
 #include "core/handle_core.hpp"
@@ -22,10 +23,37 @@ namespace herald::detail {
 ///   There are kShards stacks, each on its own line: a thread pushes the slots it releases onto
 ///   its own and pops from it first, then takes a never-used slot, then takes from the others, so
 ///   threads that churn handles at once do not write one line and each reuses its own slots;
-/// - publish() and take() are the slot's seq_cst store and compare-exchange; take() makes exactly
-///   one unregister the owner of the core;
+/// - each slot has a small lock that the control plane holds while it works on the slot's core:
+///   lock_live() returns the core only while it is published, and take() unpublishes it under the
+///   lock, so a caller holding the lock needs no read section to keep the core allocated (its
+///   unregister frees it only after taking it), and exactly one unregister takes it;
+/// - publish() is the slot's seq_cst store;
 /// - release() and unreserve() push the slot back. Between reserve() and release() the slot's
 ///   generation belongs to its one owner.
+/// A slot's control-plane lock: 4 bytes, so that every slot can have one. Held for a few loads
+/// and stores (a list swap, an unpublish), never across a grace period; a contender spins
+/// briefly, then sleeps on the word (std::atomic::wait, a futex).
+class SlotLock {
+ public:
+  void lock() noexcept {
+    std::uint32_t free = kFree;
+    // acquire: what the previous holder wrote under the lock is visible to us.
+    if (word_.compare_exchange_strong(free, kHeld, std::memory_order_acquire,
+                                      std::memory_order_relaxed))
+      return;
+    lock_slow();
+  }
+  void unlock() noexcept {
+    // release: pairs with the next holder's acquire.
+    if (word_.exchange(kFree, std::memory_order_release) == kContended) word_.notify_one();
+  }
+
+ private:
+  static constexpr std::uint32_t kFree = 0, kHeld = 1, kContended = 2;
+  void lock_slow() noexcept;
+  std::atomic<std::uint32_t> word_{kFree};
+};
+
 class HandleTable {
  public:
   explicit HandleTable(std::uint32_t capacity);  // throws std::bad_alloc (construction only)
@@ -38,8 +66,32 @@ class HandleTable {
     if (core == nullptr || core->generation() != h.generation()) return nullptr;
     return core;
   }
-  /// Inside a ReadGuard: unpublishes the core `h` names and returns it, or nullptr when `h` is not
-  /// live or another caller took it first. The caller owns the core from here.
+  /// The control plane's hold on a live handle: the slot's lock, and the core while it is
+  /// published. Released by the destructor.
+  class Locked {
+   public:
+    Locked(Locked&& other) noexcept
+        : lock_(std::exchange(other.lock_, nullptr)), core_(other.core_) {}
+    Locked(const Locked&) = delete;
+    Locked& operator=(const Locked&) = delete;
+    Locked& operator=(Locked&&) = delete;
+    ~Locked() {
+      if (lock_ != nullptr) lock_->unlock();
+    }
+    HandleCore* core() const noexcept { return core_; }
+
+   private:
+    friend class HandleTable;
+    Locked() = default;
+    SlotLock* lock_ = nullptr;
+    HandleCore* core_ = nullptr;
+  };
+  /// Locks `h`'s slot; core() is its core, or nullptr (and nothing is held) when `h` is not live.
+  /// No read section needed: the core stays allocated while the lock is held.
+  [[nodiscard]] Locked lock_live(Handle h) noexcept;
+  /// Unpublishes the core `h` names and returns it, or nullptr when `h` is not live (another
+  /// unregister took it first, or it never was). The caller owns the core from here: every later
+  /// lock_live() and lookup() of `h` finds nothing.
   HandleCore* take(Handle h) noexcept;
 
   /// A free slot and the generation its next handle gets; false when every slot is taken.
@@ -73,15 +125,16 @@ class HandleTable {
 
  private:
   static constexpr std::uint64_t kLinkMask = 0xFFFFFFFF;  // head: tag << 32 | (index + 1)
-  struct Slot {
+  struct alignas(32) Slot {
     std::atomic<HandleCore*> core{nullptr};
     std::uint32_t generation = 1;  // the next registration's (its owner's)
     // The free stack's link: index + 1 of the slot below, 0 at the bottom. Atomic because a pop
     // may read a link that a push of the same slot rewrites (its CAS then fails on the tag).
     std::atomic<std::uint32_t> next_free{0};
+    SlotLock lock;
   };
   static constexpr std::uint32_t kSlotsPerLine = kCacheLine / sizeof(Slot);
-  /// Consecutive indices live on different cache lines (index i at (i % 4) * stride + i / 4):
+  /// Consecutive indices live on different cache lines (index i at (i % 2) * stride + i / 2):
   /// threads that register at the same time get neighbouring indices, and would otherwise write
   /// one line from several cores on every publish, lookup and take.
   Slot& slot(std::uint32_t index) const noexcept {

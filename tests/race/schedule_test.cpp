@@ -300,8 +300,8 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
   }
 
   TEST_CASE("subscribe against two unregisters: one unregister wins, the subscription is closed") {
-    // No kernel-wide lock: the table's compare-exchange picks the one unregister that owns the
-    // core, and the handle's lock orders the subscribe's list change against its mark of death.
+    // No kernel-wide lock: the slot's lock picks the one unregister that takes the core, and
+    // orders the subscribe's list change against that take.
     const int runs = Schedule::explore(
         [] {
           auto f = std::make_shared<Fixture>(Producers::multi);

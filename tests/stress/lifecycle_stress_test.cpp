@@ -165,8 +165,8 @@ TEST_SUITE("stress: lifecycle") {
   }
 
   TEST_CASE("two unregisters, a subscribe, a notifier and stats race on one handle") {
-    // Without a kernel-wide lock: the table's compare-exchange makes exactly one unregister the
-    // owner, the handle's lock orders the subscribe against it, and stats() scans the table while
+    // Without a kernel-wide lock: the slot's lock makes exactly one unregister the owner and
+    // orders the subscribe against it, and stats() scans the table while
     // cores leave it.
     Kernel k(KernelOptions{.max_handles = 8});
     const auto until = std::chrono::steady_clock::now() + test::stress_duration();
