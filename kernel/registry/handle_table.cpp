@@ -4,10 +4,11 @@ namespace herald::detail {
 
 HandleTable::HandleTable(std::uint32_t capacity)
     : capacity_(capacity),
-      stride_(static_cast<std::uint32_t>((std::uint64_t{capacity} + kSlotsPerLine - 1) /
-                                         kSlotsPerLine)),
-      slots_(new Slot[std::size_t{stride_} * kSlotsPerLine]) {
-  static_assert(sizeof(Slot) == 32 && kCacheLine % sizeof(Slot) == 0);
+      cores_(new std::atomic<HandleCore*>[kCoresPerLine * stride(kCoresPerLine, capacity)]),
+      controls_(new Control[kControlsPerLine * stride(kControlsPerLine, capacity)]) {
+  static_assert(sizeof(Control) == 16 && kCacheLine % sizeof(Control) == 0);
+  const std::size_t cores = kCoresPerLine * stride(kCoresPerLine, capacity);
+  for (std::size_t i = 0; i < cores; ++i) cores_[i].store(nullptr, std::memory_order_relaxed);
 }
 
 void SlotLock::lock_slow() noexcept {
@@ -28,17 +29,17 @@ HandleTable::Locked HandleTable::lock_live(Handle h) noexcept {
   Locked held;
   const std::uint32_t index = h.index();
   if (index >= capacity_) return held;
-  Slot& s = slot(index);
-  s.lock.lock();
+  Control& c = control(index);
+  c.lock.lock();
   // acquire: publish() stores the core without the lock (a release, being seq_cst), so its
   // construction is visible before we read its generation. Under the lock a published core is
   // alive: its unregister frees it only after unpublishing it here.
-  HandleCore* core = s.core.load(std::memory_order_acquire);
+  HandleCore* core = core_at(index).load(std::memory_order_acquire);
   if (core == nullptr || core->generation() != h.generation()) {
-    s.lock.unlock();
+    c.lock.unlock();
     return held;
   }
-  held.lock_ = &s.lock;
+  held.lock_ = &c.lock;
   held.core_ = core;
   return held;
 }
@@ -47,7 +48,7 @@ HandleCore* HandleTable::take(Handle h) noexcept {
   const Locked held = lock_live(h);
   HandleCore* core = held.core();
   // seq_cst: the unpublishing store of ReadGuard's argument (PROTOCOLS.md §1).
-  if (core != nullptr) slot(h.index()).core.store(nullptr, std::memory_order_seq_cst);
+  if (core != nullptr) core_at(h.index()).store(nullptr, std::memory_order_seq_cst);
   return core;
 }
 
@@ -60,7 +61,7 @@ bool HandleTable::pop_free(FreeStack& stack, const HandleTable& table,
     const auto top = static_cast<std::uint32_t>(head & kLinkMask) - 1;
     // relaxed: a stale link (the slot was popped and pushed again meanwhile) fails the CAS,
     // whose tag has moved on.
-    const std::uint32_t below = table.slot(top).next_free.load(std::memory_order_relaxed);
+    const std::uint32_t below = table.control(top).next_free.load(std::memory_order_relaxed);
     const std::uint64_t popped = (((head >> 32) + 1) << 32) | below;
     if (stack.head.compare_exchange_weak(head, popped, std::memory_order_acquire,
                                          std::memory_order_acquire)) {
@@ -88,7 +89,7 @@ bool HandleTable::reserve(std::uint32_t& index, std::uint32_t& generation) noexc
   // Then one another thread released.
   for (unsigned k = 1; !found && k < kShards; ++k)
     found = pop_free(free_[(own + k) % kShards], *this, index);
-  if (found) generation = slot(index).generation;
+  if (found) generation = control(index).generation;
   return found;
 }
 
@@ -96,8 +97,8 @@ void HandleTable::push_free(std::uint32_t index) noexcept {
   FreeStack& stack = free_[thread_shard() % kShards];
   std::uint64_t head = stack.head.load(std::memory_order_relaxed);
   for (;;) {
-    slot(index).next_free.store(static_cast<std::uint32_t>(head & kLinkMask),
-                                std::memory_order_relaxed);
+    control(index).next_free.store(static_cast<std::uint32_t>(head & kLinkMask),
+                                   std::memory_order_relaxed);
     const std::uint64_t pushed = (((head >> 32) + 1) << 32) | (std::uint64_t{index} + 1);
     // release: the next owner's reserve() (acquire) sees our generation and link.
     if (stack.head.compare_exchange_weak(head, pushed, std::memory_order_release,
@@ -107,7 +108,7 @@ void HandleTable::push_free(std::uint32_t index) noexcept {
 }
 
 void HandleTable::release(std::uint32_t index) noexcept {
-  if (++slot(index).generation == 0) {
+  if (++control(index).generation == 0) {
     // The generation space of this slot is spent. relaxed: a counter for stats.
     retired_.fetch_add(1, std::memory_order_relaxed);
     return;

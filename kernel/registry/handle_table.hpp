@@ -62,7 +62,7 @@ class HandleTable {
   HandleCore* lookup(Handle h) const noexcept {
     const std::uint32_t index = h.index();
     if (index >= capacity_) return nullptr;
-    HandleCore* core = slot(index).core.load(std::memory_order_seq_cst);
+    HandleCore* core = core_at(index).load(std::memory_order_seq_cst);
     if (core == nullptr || core->generation() != h.generation()) return nullptr;
     return core;
   }
@@ -99,7 +99,7 @@ class HandleTable {
   /// Gives back a reserved slot that was never published.
   void unreserve(std::uint32_t index) noexcept { push_free(index); }
   void publish(std::uint32_t index, HandleCore* core) noexcept {
-    slot(index).core.store(core, std::memory_order_seq_cst);
+    core_at(index).store(core, std::memory_order_seq_cst);
   }
   /// After take() and a grace period: the slot is reusable with the next generation.
   void release(std::uint32_t index) noexcept;
@@ -107,7 +107,7 @@ class HandleTable {
   /// Inside a ReadGuard: the core in slot `index` (nullptr if none), for scans of every live
   /// handle (stats, describe) and, with no other caller left, the kernel's destructor.
   HandleCore* at(std::uint32_t index) const noexcept {
-    return slot(index).core.load(std::memory_order_seq_cst);
+    return core_at(index).load(std::memory_order_seq_cst);
   }
   /// One past the highest slot ever reserved: scans stop here.
   std::uint32_t used_slots() const noexcept {
@@ -120,25 +120,38 @@ class HandleTable {
   std::uint32_t retired_slots() const noexcept { return retired_.load(std::memory_order_relaxed); }
   /// Test hook: the generation the slot's next registration will get (its owner only).
   void set_next_generation(std::uint32_t index, std::uint32_t generation) noexcept {
-    slot(index).generation = generation;
+    control(index).generation = generation;
   }
 
  private:
   static constexpr std::uint64_t kLinkMask = 0xFFFFFFFF;  // head: tag << 32 | (index + 1)
-  struct alignas(32) Slot {
-    std::atomic<HandleCore*> core{nullptr};
+  /// What the control plane keeps per slot; notify() reads only the slot's core pointer, which
+  /// lives in a dense array of its own.
+  struct alignas(16) Control {
     std::uint32_t generation = 1;  // the next registration's (its owner's)
     // The free stack's link: index + 1 of the slot below, 0 at the bottom. Atomic because a pop
     // may read a link that a push of the same slot rewrites (its CAS then fails on the tag).
     std::atomic<std::uint32_t> next_free{0};
     SlotLock lock;
   };
-  static constexpr std::uint32_t kSlotsPerLine = kCacheLine / sizeof(Slot);
-  /// Consecutive indices live on different cache lines (index i at (i % 2) * stride + i / 2):
-  /// threads that register at the same time get neighbouring indices, and would otherwise write
-  /// one line from several cores on every publish, lookup and take.
-  Slot& slot(std::uint32_t index) const noexcept {
-    return slots_[(index % kSlotsPerLine) * stride_ + index / kSlotsPerLine];
+  static constexpr std::uint32_t kCoresPerLine = kCacheLine / sizeof(std::atomic<HandleCore*>);
+  static constexpr std::uint32_t kControlsPerLine = kCacheLine / sizeof(Control);
+  /// Consecutive indices live on different cache lines (index i at (i % n) * stride + i / n, n
+  /// per line): threads that register at the same time get neighbouring indices, and would
+  /// otherwise write one line from several cores on every publish and take, under the lookups
+  /// of every notify.
+  static std::size_t stride(std::uint32_t per_line, std::uint32_t capacity) noexcept {
+    return (std::size_t{capacity} + per_line - 1) / per_line;
+  }
+  static std::size_t spread(std::uint32_t index, std::uint32_t per_line,
+                            std::uint32_t capacity) noexcept {
+    return std::size_t{index % per_line} * stride(per_line, capacity) + index / per_line;
+  }
+  std::atomic<HandleCore*>& core_at(std::uint32_t index) const noexcept {
+    return cores_[spread(index, kCoresPerLine, capacity_)];
+  }
+  Control& control(std::uint32_t index) const noexcept {
+    return controls_[spread(index, kControlsPerLine, capacity_)];
   }
   static constexpr std::uint32_t kShards = 16;
   struct alignas(kCacheLine) FreeStack {
@@ -148,8 +161,8 @@ class HandleTable {
   void push_free(std::uint32_t index) noexcept;
 
   const std::uint32_t capacity_;
-  const std::uint32_t stride_;  // ceil(capacity / kSlotsPerLine)
-  std::unique_ptr<Slot[]> slots_;
+  std::unique_ptr<std::atomic<HandleCore*>[]> cores_;
+  std::unique_ptr<Control[]> controls_;
   FreeStack free_[kShards];
   alignas(kCacheLine) std::atomic<std::uint32_t> fresh_{0};  // [fresh_, capacity_): never used
   std::atomic<std::uint32_t> retired_{0};
