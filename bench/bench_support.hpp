@@ -3,8 +3,11 @@
 // Shared by the benchmark families: thread pinning, the common capacity, and the drain loop every
 // consumer thread runs so that peers are driven identically.
 
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -17,6 +20,29 @@ namespace herald_bench {
 constexpr std::uint32_t kCapacity = 4096;
 /// Items a draining consumer takes per call.
 constexpr std::size_t kDrainBatch = 256;
+
+/// The futex peers call the system directly: libstdc++ 12's std::atomic::wait/notify_one was seen
+/// to lose a wakeup here (a ping-pong stopped with both threads asleep on their words).
+/// Waits while `word` holds `expected` (or returns early; callers recheck in a loop): first the
+/// spin libstdc++'s std::atomic::wait does (12 pauses, then 4 yields), which herald's blocking
+/// waits also do, then the futex.
+inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected) {
+  for (int i = 0; i < 16; ++i) {
+    if (word.load(std::memory_order_relaxed) != expected) return;
+    if (i < 12) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+}
+/// Wakes one thread sleeping on `word`.
+inline void futex_wake(std::atomic<std::uint32_t>& word) {
+  syscall(SYS_futex, &word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
 
 inline void spin_pause() {
 #if defined(__x86_64__) || defined(__i386__)

@@ -63,24 +63,26 @@ void pingpong_futex(benchmark::State& state) {
   alignas(64) std::atomic<std::uint32_t> pong{0};
   EchoThread echo([&] {
     for (std::uint32_t last = 0;;) {
-      ping.wait(last, std::memory_order_acquire);
-      last = ping.load(std::memory_order_acquire);
+      std::uint32_t now = ping.load(std::memory_order_acquire);
+      for (; now == last; now = ping.load(std::memory_order_acquire))
+        herald_bench::futex_wait(ping, last);
+      last = now;
       if (last == kStop) return;
       pong.store(last, std::memory_order_release);
-      pong.notify_one();
+      herald_bench::futex_wake(pong);
     }
   });
   std::uint32_t n = 0;
   for (auto _ : state) {
     ping.store(++n, std::memory_order_release);
-    ping.notify_one();
+    herald_bench::futex_wake(ping);
     for (std::uint32_t seen = pong.load(std::memory_order_acquire); seen != n;
          seen = pong.load(std::memory_order_acquire)) {
-      pong.wait(seen, std::memory_order_acquire);
+      herald_bench::futex_wait(pong, seen);
     }
   }
   ping.store(kStop, std::memory_order_release);
-  ping.notify_one();
+  herald_bench::futex_wake(ping);
 }
 
 void pingpong_eventfd(benchmark::State& state) {

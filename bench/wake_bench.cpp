@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -106,17 +108,20 @@ void wake_latency_eventfd(benchmark::State& state) {
 }
 
 void wake_latency_futex(benchmark::State& state) {
-  std::atomic<std::int64_t> stamp{0};  // 0: nothing yet; -1: stop
+  std::atomic<std::int64_t> stamp{0};    // the waker's clock; -1: stop
+  std::atomic<std::uint32_t> posted{0};  // the futex word the woken thread sleeps on
   std::atomic<std::uint32_t> acked{0};
   std::atomic<std::int64_t> latency{0};
   std::thread woken([&] {
     for (std::uint32_t n = 1;; ++n) {
-      stamp.wait(0, std::memory_order_acquire);
-      const std::int64_t t0 = stamp.exchange(0, std::memory_order_acq_rel);
+      for (std::uint32_t p = posted.load(std::memory_order_acquire); p < n;
+           p = posted.load(std::memory_order_acquire))
+        herald_bench::futex_wait(posted, p);
+      const std::int64_t t0 = stamp.load(std::memory_order_acquire);
       if (t0 < 0) return;
       latency.store(now_ns() - t0, std::memory_order_relaxed);
       acked.store(n, std::memory_order_release);
-      acked.notify_one();
+      herald_bench::futex_wake(acked);
     }
   });
   std::vector<double> samples;
@@ -124,18 +129,20 @@ void wake_latency_futex(benchmark::State& state) {
   std::uint32_t n = 0;
   for (auto _ : state) {
     std::this_thread::sleep_for(kIdleGap);
-    stamp.store(now_ns(), std::memory_order_release);
-    stamp.notify_one();
     ++n;
+    stamp.store(now_ns(), std::memory_order_release);
+    posted.store(n, std::memory_order_release);
+    herald_bench::futex_wake(posted);
     for (std::uint32_t a = acked.load(std::memory_order_acquire); a != n;
          a = acked.load(std::memory_order_acquire))
-      acked.wait(a, std::memory_order_acquire);
+      herald_bench::futex_wait(acked, a);
     const double us = static_cast<double>(latency.load(std::memory_order_relaxed)) / 1000.0;
     samples.push_back(us);
     state.SetIterationTime(us / 1e6);
   }
   stamp.store(-1, std::memory_order_release);
-  stamp.notify_one();
+  posted.store(n + 1, std::memory_order_release);
+  herald_bench::futex_wake(posted);
   woken.join();
   report(state, samples);
 }

@@ -22,7 +22,7 @@ void SlotLock::lock_slow() noexcept {
   }
   // acquire: as in lock(). Marked contended, so that unlock() wakes a sleeper.
   while (word_.exchange(kContended, std::memory_order_acquire) != kFree)
-    word_.wait(kContended, std::memory_order_relaxed);
+    futex_wait(word_, kContended, Clock::time_point::max());  // returns at once if it changed
 }
 
 HandleTable::Locked HandleTable::lock_live(Handle h) noexcept {

@@ -8,6 +8,7 @@
 #include "config.hpp"
 #include "core/handle_core.hpp"
 #include "herald/handle.hpp"
+#include "wait/futex.hpp"
 
 namespace herald::detail {
 
@@ -32,7 +33,8 @@ namespace herald::detail {
 ///   generation belongs to its one owner.
 /// A slot's control-plane lock: 4 bytes, so that every slot can have one. Held for a few loads
 /// and stores (a list swap, an unpublish), never across a grace period; a contender spins
-/// briefly, then sleeps on the word (std::atomic::wait, a futex).
+/// briefly, then sleeps on the word (a futex, called directly: libstdc++ 12's
+/// std::atomic::wait was seen to miss a notify_one).
 class SlotLock {
  public:
   void lock() noexcept {
@@ -45,7 +47,7 @@ class SlotLock {
   }
   void unlock() noexcept {
     // release: pairs with the next holder's acquire.
-    if (word_.exchange(kFree, std::memory_order_release) == kContended) word_.notify_one();
+    if (word_.exchange(kFree, std::memory_order_release) == kContended) futex_wake_one(&word_);
   }
 
  private:

@@ -38,6 +38,10 @@ void futex_wake_all(const void* word) noexcept {
   syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
 }
 
+void futex_wake_one(const void* word) noexcept {
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
 Clock::time_point deadline_after(std::chrono::nanoseconds timeout) noexcept {
   if (timeout == std::chrono::nanoseconds::max()) return Clock::time_point::max();
   if (timeout.count() <= 0) return Clock::now();

@@ -20,6 +20,9 @@ bool futex_wait_at(const void* word, std::uint32_t expected, Clock::time_point d
 /// been released by a waiter that returned (the kernel then wakes nobody, or someone who rechecks).
 void futex_wake_all(const void* word) noexcept;
 
+/// Wakes at most one thread sleeping on `word`.
+void futex_wake_one(const void* word) noexcept;
+
 /// The deadline `timeout` from now, saturating at time_point::max().
 Clock::time_point deadline_after(std::chrono::nanoseconds timeout) noexcept;
 
