@@ -21,6 +21,14 @@ constexpr std::uint32_t kCapacity = 4096;
 /// Items a draining consumer takes per call.
 constexpr std::size_t kDrainBatch = 256;
 
+inline void spin_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
 /// The futex peers call the system directly: libstdc++ 12's std::atomic::wait/notify_one was seen
 /// to lose a wakeup here (a ping-pong stopped with both threads asleep on their words).
 /// Waits while `word` holds `expected` (or returns early; callers recheck in a loop): first the
@@ -30,9 +38,7 @@ inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected)
   for (int i = 0; i < 16; ++i) {
     if (word.load(std::memory_order_relaxed) != expected) return;
     if (i < 12) {
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#endif
+      spin_pause();
     } else {
       std::this_thread::yield();
     }
@@ -42,14 +48,6 @@ inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected)
 /// Wakes one thread sleeping on `word`.
 inline void futex_wake(std::atomic<std::uint32_t>& word) {
   syscall(SYS_futex, &word, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
-}
-
-inline void spin_pause() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
 }
 
 /// Pins the calling thread to `cpu` modulo the CPUs available; does nothing if the machine

@@ -181,7 +181,7 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
   // handle's producer mode is read under it, where the core is safe to read.
   Producers producers{};
   {
-    const detail::HandleTable::Locked held = s.table.lock_live(h);
+    const HandleTable::Locked held = s.table.lock_live(h);
     HandleCore* core = held.core();
     if (core == nullptr) return Errc::unknown_handle;
     producers = core->options().producers;
@@ -197,7 +197,7 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
 
   SubscriberList* old_list = nullptr;
   {
-    const detail::HandleTable::Locked held = s.table.lock_live(h);
+    const HandleTable::Locked held = s.table.lock_live(h);
     HandleCore* core = held.core();
     Errc refused{};
     if (core == nullptr) {

@@ -4,11 +4,13 @@ namespace herald::detail {
 
 HandleTable::HandleTable(std::uint32_t capacity)
     : capacity_(capacity),
-      cores_(new std::atomic<HandleCore*>[kCoresPerLine * stride(kCoresPerLine, capacity)]),
-      controls_(new Control[kControlsPerLine * stride(kControlsPerLine, capacity)]) {
+      cores_stride_(stride(kCoresPerLine, capacity)),
+      controls_stride_(stride(kControlsPerLine, capacity)),
+      cores_(new std::atomic<HandleCore*>[kCoresPerLine * cores_stride_]),
+      controls_(new Control[kControlsPerLine * controls_stride_]) {
   static_assert(sizeof(Control) == 16 && kCacheLine % sizeof(Control) == 0);
-  const std::size_t cores = kCoresPerLine * stride(kCoresPerLine, capacity);
-  for (std::size_t i = 0; i < cores; ++i) cores_[i].store(nullptr, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kCoresPerLine * cores_stride_; ++i)
+    cores_[i].store(nullptr, std::memory_order_relaxed);
 }
 
 void SlotLock::lock_slow() noexcept {
@@ -52,8 +54,7 @@ HandleCore* HandleTable::take(Handle h) noexcept {
   return core;
 }
 
-bool HandleTable::pop_free(FreeStack& stack, const HandleTable& table,
-                           std::uint32_t& index) noexcept {
+bool HandleTable::pop_free(FreeStack& stack, std::uint32_t& index) const noexcept {
   // acquire: pairs with push_free()'s release, so the slot's generation written by its previous
   // owner (release()) is visible to us, its next owner.
   std::uint64_t head = stack.head.load(std::memory_order_acquire);
@@ -61,7 +62,7 @@ bool HandleTable::pop_free(FreeStack& stack, const HandleTable& table,
     const auto top = static_cast<std::uint32_t>(head & kLinkMask) - 1;
     // relaxed: a stale link (the slot was popped and pushed again meanwhile) fails the CAS,
     // whose tag has moved on.
-    const std::uint32_t below = table.control(top).next_free.load(std::memory_order_relaxed);
+    const std::uint32_t below = control(top).next_free.load(std::memory_order_relaxed);
     const std::uint64_t popped = (((head >> 32) + 1) << 32) | below;
     if (stack.head.compare_exchange_weak(head, popped, std::memory_order_acquire,
                                          std::memory_order_acquire)) {
@@ -74,7 +75,7 @@ bool HandleTable::pop_free(FreeStack& stack, const HandleTable& table,
 
 bool HandleTable::reserve(std::uint32_t& index, std::uint32_t& generation) noexcept {
   const unsigned own = thread_shard() % kShards;
-  bool found = pop_free(free_[own], *this, index);
+  bool found = pop_free(free_[own], index);
   if (!found) {
     // No slot of ours: one never used. relaxed: the slot's initial state was written before any
     // thread could call us (construction).
@@ -88,7 +89,7 @@ bool HandleTable::reserve(std::uint32_t& index, std::uint32_t& generation) noexc
   }
   // Then one another thread released.
   for (unsigned k = 1; !found && k < kShards; ++k)
-    found = pop_free(free_[(own + k) % kShards], *this, index);
+    found = pop_free(free_[(own + k) % kShards], index);
   if (found) generation = control(index).generation;
   return found;
 }

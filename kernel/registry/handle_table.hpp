@@ -12,25 +12,6 @@
 
 namespace herald::detail {
 
-/// The registry: `capacity` slots allocated once at construction, so lookups never allocate.
-///
-/// A slot holds the published core (or nullptr); the core carries its own generation, so a lookup
-/// is one indexed load plus a compare and rejects any forged or stale value. A slot whose
-/// generation would wrap to 0 is retired for good, so no handle ever names a later registration.
-///
-/// Every member is lock-free and may be called from any thread (PROTOCOLS.md §1):
-/// - reserve() pops a freed slot from a Treiber stack whose head carries a 32-bit tag against ABA
-///   (a pop would have to be overtaken by 2^32 pushes), or takes a never-used slot from `fresh_`.
-///   There are kShards stacks, each on its own line: a thread pushes the slots it releases onto
-///   its own and pops from it first, then takes a never-used slot, then takes from the others, so
-///   threads that churn handles at once do not write one line and each reuses its own slots;
-/// - each slot has a small lock that the control plane holds while it works on the slot's core:
-///   lock_live() returns the core only while it is published, and take() unpublishes it under the
-///   lock, so a caller holding the lock needs no read section to keep the core allocated (its
-///   unregister frees it only after taking it), and exactly one unregister takes it;
-/// - publish() is the slot's seq_cst store;
-/// - release() and unreserve() push the slot back. Between reserve() and release() the slot's
-///   generation belongs to its one owner.
 /// A slot's control-plane lock: 4 bytes, so that every slot can have one. Held for a few loads
 /// and stores (a list swap, an unpublish), never across a grace period; a contender spins
 /// briefly, then sleeps on the word (a futex, called directly: libstdc++ 12's
@@ -56,6 +37,26 @@ class SlotLock {
   std::atomic<std::uint32_t> word_{kFree};
 };
 
+/// The registry: `capacity` slots allocated once at construction, so lookups never allocate.
+///
+/// A slot holds the published core (or nullptr); the core carries its own generation, so a lookup
+/// is one indexed load plus a compare and rejects any forged or stale value. A slot whose
+/// generation would wrap to 0 is retired for good, so no handle ever names a later registration.
+///
+/// Every member may be called from any thread (PROTOCOLS.md §1); only lock_live() and take()
+/// take a lock, their slot's:
+/// - reserve() pops a freed slot from a Treiber stack whose head carries a 32-bit tag against ABA
+///   (a pop would have to be overtaken by 2^32 pushes), or takes a never-used slot from `fresh_`.
+///   There are kShards stacks, each on its own line: a thread pushes the slots it releases onto
+///   its own and pops from it first, then takes a never-used slot, then takes from the others, so
+///   threads that churn handles at once do not write one line and each reuses its own slots;
+/// - each slot has a small lock that the control plane holds while it works on the slot's core:
+///   lock_live() returns the core only while it is published, and take() unpublishes it under the
+///   lock, so a caller holding the lock needs no read section to keep the core allocated (its
+///   unregister frees it only after taking it), and exactly one unregister takes it;
+/// - publish() is the slot's seq_cst store;
+/// - release() and unreserve() push the slot back. Between reserve() and release() the slot's
+///   generation belongs to its one owner.
 class HandleTable {
  public:
   explicit HandleTable(std::uint32_t capacity);  // throws std::bad_alloc (construction only)
@@ -145,24 +146,23 @@ class HandleTable {
   static std::size_t stride(std::uint32_t per_line, std::uint32_t capacity) noexcept {
     return (std::size_t{capacity} + per_line - 1) / per_line;
   }
-  static std::size_t spread(std::uint32_t index, std::uint32_t per_line,
-                            std::uint32_t capacity) noexcept {
-    return std::size_t{index % per_line} * stride(per_line, capacity) + index / per_line;
-  }
   std::atomic<HandleCore*>& core_at(std::uint32_t index) const noexcept {
-    return cores_[spread(index, kCoresPerLine, capacity_)];
+    return cores_[std::size_t{index % kCoresPerLine} * cores_stride_ + index / kCoresPerLine];
   }
   Control& control(std::uint32_t index) const noexcept {
-    return controls_[spread(index, kControlsPerLine, capacity_)];
+    return controls_[std::size_t{index % kControlsPerLine} * controls_stride_ +
+                     index / kControlsPerLine];
   }
   static constexpr std::uint32_t kShards = 16;
   struct alignas(kCacheLine) FreeStack {
     std::atomic<std::uint64_t> head{0};
   };
-  static bool pop_free(FreeStack& stack, const HandleTable& table, std::uint32_t& index) noexcept;
+  bool pop_free(FreeStack& stack, std::uint32_t& index) const noexcept;
   void push_free(std::uint32_t index) noexcept;
 
   const std::uint32_t capacity_;
+  const std::size_t cores_stride_;     // stride(kCoresPerLine, capacity_)
+  const std::size_t controls_stride_;  // stride(kControlsPerLine, capacity_)
   std::unique_ptr<std::atomic<HandleCore*>[]> cores_;
   std::unique_ptr<Control[]> controls_;
   FreeStack free_[kShards];
