@@ -33,6 +33,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -234,6 +236,7 @@ void wake_latency_raw_threads(benchmark::State& state) {
   }
   freeReplyObject(redisCommand(sub, "SUBSCRIBE herald-bench:raw-wake-threads"));
   std::atomic<std::int64_t> seen{0};
+  std::atomic<std::uint32_t> seen_gen{0};  // the futex word: bumped after every store to `seen`
   std::atomic<bool> stop{false};
   std::thread reader([&] {
     while (!stop.load()) {
@@ -243,7 +246,8 @@ void wake_latency_raw_threads(benchmark::State& state) {
       if (r->type == REDIS_REPLY_ARRAY && r->elements == 3)
         seen.store(std::atoll(r->element[2]->str), std::memory_order_release);
       freeReplyObject(msg);
-      seen.notify_one();
+      seen_gen.fetch_add(1, std::memory_order_release);
+      herald_bench::futex_wake(seen_gen);
     }
   });
   std::vector<double> us;
@@ -255,9 +259,11 @@ void wake_latency_raw_threads(benchmark::State& state) {
     auto* reply = static_cast<redisReply*>(redisCommand(
         pub, "PUBLISH herald-bench:raw-wake-threads %b", payload.data(), payload.size()));
     if (reply != nullptr) freeReplyObject(reply);
-    for (std::int64_t v = seen.load(std::memory_order_acquire); v != k;
-         v = seen.load(std::memory_order_acquire))
-      seen.wait(v, std::memory_order_acquire);
+    for (;;) {
+      const std::uint32_t gen = seen_gen.load(std::memory_order_acquire);
+      if (seen.load(std::memory_order_acquire) == k) break;
+      herald_bench::futex_wait(seen_gen, gen);
+    }
     const auto t1 = Clock::now();
     const double d = std::chrono::duration<double, std::micro>(t1 - t0).count();
     us.push_back(d);

@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench_support.hpp"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -254,11 +256,13 @@ void wake_latency(benchmark::State& state, bool kernel_mode, std::chrono::micros
   }
   auto box = herald::Outbox::open(dir.file(), options).value();
   std::atomic<std::int64_t> latency_ns{-1};
+  std::atomic<std::uint32_t> handled{0};  // the futex word: bumped after every latency_ns store
   herald::Dispatcher dispatcher(*box, {.queue = "q"}, [&](const herald::Entry& e) {
     const std::int64_t now = Clock::now().time_since_epoch().count();
     const std::string stamp(reinterpret_cast<const char*>(e.payload.data()), e.payload.size());
     latency_ns.store(now - std::stoll(stamp), std::memory_order_release);
-    latency_ns.notify_one();
+    handled.fetch_add(1, std::memory_order_release);
+    herald_bench::futex_wake(handled);
     return herald::HandlerOutcome::done();
   });
   if (!dispatcher.start()) {
@@ -275,7 +279,11 @@ void wake_latency(benchmark::State& state, bool kernel_mode, std::chrono::micros
       state.SkipWithError("enqueue failed");
       break;
     }
-    latency_ns.wait(-1, std::memory_order_acquire);
+    for (;;) {
+      const std::uint32_t gen = handled.load(std::memory_order_acquire);
+      if (latency_ns.load(std::memory_order_acquire) != -1) break;
+      herald_bench::futex_wait(handled, gen);
+    }
     const double us = static_cast<double>(latency_ns.load(std::memory_order_acquire)) / 1000.0;
     samples_us.push_back(us);
     state.SetIterationTime(us / 1e6);

@@ -2,7 +2,7 @@
 // channels, "ping" and "pong"; one round trip per iteration, real time.
 //
 // pingpong_blocking/<impl>: both sides block in the implementation's wait.
-//   futex       std::atomic<uint32_t>::wait / notify_one
+//   futex       FUTEX_WAIT / FUTEX_WAKE on a 32-bit word, called directly
 //   eventfd     write(2) / read(2) on two eventfds
 //   condvar     one std::mutex, two std::condition_variable
 //   seed_design notify + a promise-based wait through the seed kernel

@@ -4,7 +4,7 @@
 // manual time = the latency, plus p50/p99 counters over all samples.
 //   herald_coroutine: Kernel::notify -> a coroutine on an EventLoop parked in run()
 //   eventfd:          write(eventfd) -> a thread blocked in read()
-//   futex:            atomic store + notify_one -> a thread in std::atomic::wait
+//   futex:            atomic store + FUTEX_WAKE -> a thread in FUTEX_WAIT
 #include <benchmark/benchmark.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
