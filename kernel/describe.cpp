@@ -67,7 +67,7 @@ std::string Kernel::describe() const {
     bool first = true;
     const std::uint32_t used = s.table.used_slots();
     for (std::uint32_t slot = 0; slot < used; ++slot) {
-      const detail::HandleCore* core = s.table.at(slot);
+      const detail::HandleCore* core = s.table.used_at(slot);
       if (core == nullptr) continue;
       if (!first) out += ',';
       first = false;

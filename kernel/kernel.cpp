@@ -30,7 +30,7 @@ KernelState::~KernelState() {
   // Subscription or pending wait outlives it: free everything that is left.
   const std::uint32_t used = table.used_slots();
   for (std::uint32_t i = 0; i < used; ++i) {
-    HandleCore* core = table.at(i);
+    HandleCore* core = table.used_at(i);
     if (core == nullptr) continue;
     core->close_waiters();
     core->drain_waiters();
@@ -267,7 +267,7 @@ KernelStats Kernel::stats() const noexcept {
     ReadGuard guard;  // every core, list and ring we read stays allocated
     const std::uint32_t used = s.table.used_slots();
     for (std::uint32_t i = 0; i < used; ++i) {
-      const HandleCore* core = s.table.at(i);
+      const HandleCore* core = s.table.used_at(i);
       if (core == nullptr) continue;
       const HandleStats h = core->stats();
       ++k.live_handles;

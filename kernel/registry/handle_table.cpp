@@ -1,16 +1,29 @@
 #include "registry/handle_table.hpp"
 
+#include <limits>
+#include <new>
+
 namespace herald::detail {
 
+namespace {
+
+/// Indices and free-stack links (index + 1) are 32 bits wide, and the arrays round the capacity
+/// up to whole lines: a table beyond that could never be allocated anyway.
+std::uint32_t checked_capacity(std::uint32_t capacity) {
+  if (capacity > std::numeric_limits<std::uint32_t>::max() - kCacheLine) throw std::bad_alloc();
+  return capacity;
+}
+
+}  // namespace
+
 HandleTable::HandleTable(std::uint32_t capacity)
-    : capacity_(capacity),
-      cores_stride_(stride(kCoresPerLine, capacity)),
-      controls_stride_(stride(kControlsPerLine, capacity)),
-      cores_(new std::atomic<HandleCore*>[kCoresPerLine * cores_stride_]),
-      controls_(new Control[kControlsPerLine * controls_stride_]) {
+    : capacity_(checked_capacity(capacity)),
+      stride_((capacity_ + kCoresPerLine - 1) / kCoresPerLine),
+      slots_(kCoresPerLine * stride_),
+      cores_(new std::atomic<HandleCore*>[slots_]),
+      controls_(new Control[slots_]) {
   static_assert(sizeof(Control) == 16 && kCacheLine % sizeof(Control) == 0);
-  for (std::size_t i = 0; i < kCoresPerLine * cores_stride_; ++i)
-    cores_[i].store(nullptr, std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < slots_; ++i) cores_[i].store(nullptr, std::memory_order_relaxed);
 }
 
 void SlotLock::lock_slow() noexcept {
@@ -30,13 +43,13 @@ void SlotLock::lock_slow() noexcept {
 HandleTable::Locked HandleTable::lock_live(Handle h) noexcept {
   Locked held;
   const std::uint32_t index = h.index();
-  if (index >= capacity_) return held;
+  if (index >= slots_) return held;
   Control& c = control(index);
   c.lock.lock();
   // acquire: publish() stores the core without the lock (a release, being seq_cst), so its
   // construction is visible before we read its generation. Under the lock a published core is
   // alive: its unregister frees it only after unpublishing it here.
-  HandleCore* core = core_at(index).load(std::memory_order_acquire);
+  HandleCore* core = cores_[index].load(std::memory_order_acquire);
   if (core == nullptr || core->generation() != h.generation()) {
     c.lock.unlock();
     return held;
@@ -50,7 +63,7 @@ HandleCore* HandleTable::take(Handle h) noexcept {
   const Locked held = lock_live(h);
   HandleCore* core = held.core();
   // seq_cst: the unpublishing store of ReadGuard's argument (PROTOCOLS.md §1).
-  if (core != nullptr) core_at(h.index()).store(nullptr, std::memory_order_seq_cst);
+  if (core != nullptr) cores_[h.index()].store(nullptr, std::memory_order_seq_cst);
   return core;
 }
 
@@ -82,7 +95,7 @@ bool HandleTable::reserve(std::uint32_t& index, std::uint32_t& generation) noexc
     std::uint32_t fresh = fresh_.load(std::memory_order_relaxed);
     while (!found && fresh < capacity_) {
       if (fresh_.compare_exchange_weak(fresh, fresh + 1, std::memory_order_relaxed)) {
-        index = fresh;
+        index = index_of(fresh);
         found = true;
       }
     }

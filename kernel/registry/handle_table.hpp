@@ -64,8 +64,8 @@ class HandleTable {
   /// Inside a ReadGuard. seq_cst load: see ReadGuard's happens-before argument.
   HandleCore* lookup(Handle h) const noexcept {
     const std::uint32_t index = h.index();
-    if (index >= capacity_) return nullptr;
-    HandleCore* core = core_at(index).load(std::memory_order_seq_cst);
+    if (index >= slots_) return nullptr;
+    HandleCore* core = cores_[index].load(std::memory_order_seq_cst);
     if (core == nullptr || core->generation() != h.generation()) return nullptr;
     return core;
   }
@@ -102,17 +102,17 @@ class HandleTable {
   /// Gives back a reserved slot that was never published.
   void unreserve(std::uint32_t index) noexcept { push_free(index); }
   void publish(std::uint32_t index, HandleCore* core) noexcept {
-    core_at(index).store(core, std::memory_order_seq_cst);
+    cores_[index].store(core, std::memory_order_seq_cst);
   }
   /// After take() and a grace period: the slot is reusable with the next generation.
   void release(std::uint32_t index) noexcept;
 
-  /// Inside a ReadGuard: the core in slot `index` (nullptr if none), for scans of every live
-  /// handle (stats, describe) and, with no other caller left, the kernel's destructor.
-  HandleCore* at(std::uint32_t index) const noexcept {
-    return core_at(index).load(std::memory_order_seq_cst);
+  /// Inside a ReadGuard: the core in the `n`th slot ever reserved (nullptr if none), for scans of
+  /// every live handle (stats, describe) and, with no other caller left, the kernel's destructor.
+  HandleCore* used_at(std::uint32_t n) const noexcept {
+    return cores_[index_of(n)].load(std::memory_order_seq_cst);
   }
-  /// One past the highest slot ever reserved: scans stop here.
+  /// How many slots were ever reserved: scans of used_at() stop here.
   std::uint32_t used_slots() const noexcept {
     // relaxed: a scan that misses a slot reserved meanwhile misses a handle registered meanwhile.
     const std::uint32_t fresh = fresh_.load(std::memory_order_relaxed);
@@ -138,21 +138,16 @@ class HandleTable {
     SlotLock lock;
   };
   static constexpr std::uint32_t kCoresPerLine = kCacheLine / sizeof(std::atomic<HandleCore*>);
-  static constexpr std::uint32_t kControlsPerLine = kCacheLine / sizeof(Control);
-  /// Consecutive indices live on different cache lines (index i at (i % n) * stride + i / n, n
-  /// per line): threads that register at the same time get neighbouring indices, and would
-  /// otherwise write one line from several cores on every publish and take, under the lookups
-  /// of every notify.
-  static std::size_t stride(std::uint32_t per_line, std::uint32_t capacity) noexcept {
-    return (std::size_t{capacity} + per_line - 1) / per_line;
+  /// The index of the `n`th never-used slot handed out: consecutive ones live on different cache
+  /// lines (n at (n % k) * stride + n / k, k core pointers per line, stride = capacity / k
+  /// rounded up). Threads that register at the same time take consecutive never-used slots, and
+  /// would otherwise write one line from several cores on every publish and take, under the
+  /// lookups of every notify. The index is the slot's place in the arrays, so a lookup is one
+  /// indexed load; only reserve() and scans compute this.
+  std::uint32_t index_of(std::uint32_t n) const noexcept {
+    return static_cast<std::uint32_t>((n % kCoresPerLine) * stride_ + n / kCoresPerLine);
   }
-  std::atomic<HandleCore*>& core_at(std::uint32_t index) const noexcept {
-    return cores_[std::size_t{index % kCoresPerLine} * cores_stride_ + index / kCoresPerLine];
-  }
-  Control& control(std::uint32_t index) const noexcept {
-    return controls_[std::size_t{index % kControlsPerLine} * controls_stride_ +
-                     index / kControlsPerLine];
-  }
+  Control& control(std::uint32_t index) const noexcept { return controls_[index]; }
   static constexpr std::uint32_t kShards = 16;
   struct alignas(kCacheLine) FreeStack {
     std::atomic<std::uint64_t> head{0};
@@ -160,13 +155,13 @@ class HandleTable {
   bool pop_free(FreeStack& stack, std::uint32_t& index) const noexcept;
   void push_free(std::uint32_t index) noexcept;
 
-  const std::uint32_t capacity_;
-  const std::size_t cores_stride_;     // stride(kCoresPerLine, capacity_)
-  const std::size_t controls_stride_;  // stride(kControlsPerLine, capacity_)
+  const std::uint32_t capacity_;  // slots that reserve() hands out
+  const std::uint32_t stride_;    // capacity_ / kCoresPerLine, rounded up
+  const std::uint32_t slots_;     // kCoresPerLine * stride_: the arrays' length, indices below it
   std::unique_ptr<std::atomic<HandleCore*>[]> cores_;
   std::unique_ptr<Control[]> controls_;
   FreeStack free_[kShards];
-  alignas(kCacheLine) std::atomic<std::uint32_t> fresh_{0};  // [fresh_, capacity_): never used
+  alignas(kCacheLine) std::atomic<std::uint32_t> fresh_{0};  // never-used slots handed out
   std::atomic<std::uint32_t> retired_{0};
 };
 

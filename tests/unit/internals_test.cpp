@@ -34,6 +34,29 @@ TEST_SUITE("internals") {
     CHECK_FALSE(table.reserve(index, generation));  // the retired slot is gone for good
   }
 
+  TEST_CASE("a table hands out exactly its capacity, consecutive slots on different lines") {
+    for (const std::uint32_t capacity : {1u, 7u, 8u, 13u, 64u, 1000u}) {
+      CAPTURE(capacity);
+      HandleTable table(capacity);
+      std::set<std::uint32_t> seen;
+      std::uint32_t previous = 0;
+      for (std::uint32_t n = 0; n < capacity; ++n) {
+        std::uint32_t index = 0;
+        std::uint32_t generation = 0;
+        REQUIRE(table.reserve(index, generation));
+        CHECK(seen.insert(index).second);
+        // 8-byte core pointers, 8 per line: from 64 slots on, neighbours in time are never
+        // neighbours in space.
+        if (n > 0 && capacity >= 64) CHECK(index / 8 != previous / 8);
+        previous = index;
+      }
+      std::uint32_t index = 0;
+      std::uint32_t generation = 0;
+      CHECK_FALSE(table.reserve(index, generation));
+      CHECK(table.used_slots() == capacity);
+    }
+  }
+
   TEST_CASE("latest cells keep the newest complete notification") {
     LatestCells cells;
     Notification n{};
