@@ -6,7 +6,12 @@
 //                  items/s delivered. Peers: moodycamel ConcurrentQueue (a producer token per
 //                  notifier), boost::lockfree::queue, seed_design.
 //   shared_handle  T notifiers on one handle, nobody listening. Peers: a raw fetch_add on one
-//                  cache line (the one counter a handle's sequence needs), seed_design.
+//                  cache line (the one counter a handle's sequence needs), seed_design, and two
+//                  that bound what herald's notify can reach: raw_announced (the fetch_add with
+//                  a locked exchange and a store on the thread's own line around it: a read
+//                  section's announcement) and raw_herald_atomics (every atomic instruction a
+//                  multi-producer notify with nobody listening executes, in its order, with no
+//                  lookup and no logic).
 //   own_handle     each notifier its own handle. Peer: seed_design.
 //   waiters        one notifier, W blocking waiters re-waiting; the notify rate.
 //   churn          register + subscribe + unsubscribe + unregister, T threads. Peer: seed_design.
@@ -85,6 +90,48 @@ struct RawCounter {
   alignas(64) std::atomic<std::uint64_t> seq{0};
   void notify(std::int64_t /*v*/) {
     benchmark::DoNotOptimize(seq.fetch_add(1, std::memory_order_relaxed));
+  }
+};
+/// A thread's own line, as a reclamation record is.
+struct alignas(64) OwnLine {
+  std::atomic<std::uint64_t> word{0};
+};
+inline thread_local OwnLine t_own_line;
+
+struct RawAnnounced {
+  alignas(64) std::atomic<std::uint64_t> seq{0};
+  void notify(std::int64_t /*v*/) {
+    std::atomic<std::uint64_t>& own = t_own_line.word;
+    own.exchange(own.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+    benchmark::DoNotOptimize(seq.fetch_add(1, std::memory_order_release));
+    own.store(own.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+};
+/// The shape of HandleCore's hot line: seq, the subscriber list, the waiters' word, two latest
+/// cells.
+struct RawHeraldAtomics {
+  struct alignas(64) Hot {
+    std::atomic<std::uint64_t> seq{0};
+    std::atomic<void*> subs{nullptr};
+    std::atomic<std::uint64_t> wake{0};
+    std::atomic<std::uint64_t> tag[2] = {};
+    std::atomic<std::int64_t> arg[2] = {};
+  } hot;
+  void notify(std::int64_t v) {
+    std::atomic<std::uint64_t>& own = t_own_line.word;
+    own.exchange(own.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+    const std::uint64_t s = hot.seq.fetch_add(1, std::memory_order_release) + 1;
+    std::atomic<std::uint64_t>& tag = hot.tag[s % 2];
+    std::uint64_t t = tag.load(std::memory_order_relaxed);
+    if ((t >> 1) < s && (t & 1) == 0)
+      tag.compare_exchange_strong(t, (s << 1) | 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    hot.arg[s % 2].store(v, std::memory_order_relaxed);
+    tag.store(s << 1, std::memory_order_release);
+    benchmark::DoNotOptimize(hot.subs.load(std::memory_order_seq_cst));
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    benchmark::DoNotOptimize(hot.wake.load(std::memory_order_relaxed));
+    own.store(own.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
 };
 struct SeedShared {
@@ -213,6 +260,8 @@ const bool registered = [] {
   register_threads("scale/shared_handle/herald", scale_shared_handle<HeraldShared>);
   register_threads("scale/shared_handle/raw_fetch_add", scale_shared_handle<RawCounter>);
   register_threads("scale/shared_handle/seed_design", scale_shared_handle<SeedShared>);
+  register_threads("scale/shared_handle/raw_announced", scale_shared_handle<RawAnnounced>);
+  register_threads("scale/shared_handle/raw_herald_atomics", scale_shared_handle<RawHeraldAtomics>);
   register_threads("scale/own_handle/herald", scale_own_handle<HeraldOwn>);
   register_threads("scale/own_handle/seed_design", scale_own_handle<SeedOwn>);
   auto* w = benchmark::RegisterBenchmark("scale/waiters/herald", scale_waiters)->UseRealTime();
