@@ -11,7 +11,9 @@
 //                  a locked exchange and a store on the thread's own line around it: a read
 //                  section's announcement) and raw_herald_atomics (every atomic instruction a
 //                  multi-producer notify with nobody listening executes, in its order, with no
-//                  lookup and no logic).
+//                  lookup and no logic), and raw_lanes (the atomics of the notify that would reach
+//                  the counter, PROTOCOLS.md: plain-store announcement, per-notifier lane, no
+//                  fence).
 //   own_handle     each notifier its own handle. Peer: seed_design.
 //   waiters        one notifier, W blocking waiters re-waiting; the notify rate.
 //   churn          register + subscribe + unsubscribe + unregister, T threads. Peer: seed_design.
@@ -131,6 +133,37 @@ struct RawHeraldAtomics {
     benchmark::DoNotOptimize(hot.subs.load(std::memory_order_seq_cst));
     std::atomic_thread_fence(std::memory_order_seq_cst);
     benchmark::DoNotOptimize(hot.wake.load(std::memory_order_relaxed));
+    own.store(own.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  }
+};
+/// A notifier's own latest cell, on a line no other notifier writes.
+struct alignas(64) Lane {
+  std::atomic<std::uint64_t> tag{0};
+  std::atomic<std::int64_t> arg{0};
+};
+inline thread_local Lane t_lane;
+/// The atomics of the notify PROTOCOLS.md describes as reaching the counter (not built in the
+/// kernel): the read section announced with plain stores on the thread's own line (the grace
+/// period would force the fence with membarrier), the one fetch_add, the latest notification in
+/// the notifier's own lane (a line no other notifier writes), the hot line read, and no fence.
+struct RawLanes {
+  struct alignas(64) Hot {
+    std::atomic<std::uint64_t> seq{0};
+    std::atomic<void*> subs{nullptr};
+    std::atomic<std::uint64_t> wake{0};
+  } hot;
+  void notify(std::int64_t v) {
+    std::atomic<std::uint64_t>& own = t_own_line.word;
+    own.store(own.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    const std::uint64_t s = hot.seq.fetch_add(1, std::memory_order_seq_cst) + 1;
+    t_lane.tag.store((s << 1) | 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    t_lane.arg.store(v, std::memory_order_relaxed);
+    t_lane.tag.store(s << 1, std::memory_order_release);
+    benchmark::DoNotOptimize(hot.subs.load(std::memory_order_relaxed));
+    benchmark::DoNotOptimize(hot.wake.load(std::memory_order_relaxed));
+    std::atomic_signal_fence(std::memory_order_seq_cst);
     own.store(own.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   }
 };
@@ -262,6 +295,7 @@ const bool registered = [] {
   register_threads("scale/shared_handle/seed_design", scale_shared_handle<SeedShared>);
   register_threads("scale/shared_handle/raw_announced", scale_shared_handle<RawAnnounced>);
   register_threads("scale/shared_handle/raw_herald_atomics", scale_shared_handle<RawHeraldAtomics>);
+  register_threads("scale/shared_handle/raw_lanes", scale_shared_handle<RawLanes>);
   register_threads("scale/own_handle/herald", scale_own_handle<HeraldOwn>);
   register_threads("scale/own_handle/seed_design", scale_own_handle<SeedOwn>);
   auto* w = benchmark::RegisterBenchmark("scale/waiters/herald", scale_waiters)->UseRealTime();
