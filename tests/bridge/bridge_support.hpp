@@ -26,6 +26,8 @@
 
 #include <herald/redis_bridge.hpp>
 
+#include "child_process.hpp"
+
 namespace herald::test {
 
 /// Writes a whole line to stdout with one write(2).
@@ -250,26 +252,6 @@ class RawClient {
 
  private:
   redisContext* c_ = nullptr;
-};
-
-/// A child process running this test binary with `args`; its stdout is a pipe the parent reads.
-class Child {
- public:
-  explicit Child(const std::vector<std::string>& args);
-  ~Child();
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  bool started() const { return pid_ > 0; }
-  /// Reads one line (without the newline), waiting at most `timeout`; false at EOF or timeout.
-  bool read_line(std::string& line, std::chrono::milliseconds timeout);
-  /// Waits for the exit (bounded: killed after `timeout`); the exit status, or -1.
-  int wait(std::chrono::milliseconds timeout);
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  std::string buf_;
-  bool reaped_ = false;
 };
 
 /// Polls `pred` every millisecond until it holds or `timeout` passes.

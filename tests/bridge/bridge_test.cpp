@@ -117,7 +117,7 @@ TEST_SUITE("redis bridge") {
       sent.emplace_back(seq, arg);
     }
     CHECK(line == "D");
-    CHECK(child.wait(5s) == 0);
+    CHECK(child.exit_code(5s) == 0);
     REQUIRE(sent.size() == kCount);
 
     waiter.join();

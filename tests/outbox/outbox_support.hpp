@@ -5,7 +5,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,7 +18,7 @@
 
 #include <herald/outbox.hpp>
 
-extern char** environ;
+#include "child_process.hpp"
 
 namespace herald::test {
 
@@ -76,77 +75,6 @@ inline std::span<const std::byte> bytes(std::string_view s) { return std::as_byt
 inline std::string text(const std::vector<std::byte>& b) {
   return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
-
-/// A child process running this test binary with `args`; its stdout is a pipe the parent reads.
-class Child {
- public:
-  explicit Child(const std::vector<std::string>& args) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) std::abort();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    std::vector<std::string> argv_s{"/proc/self/exe"};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (::posix_spawn(&pid_, "/proc/self/exe", &actions, nullptr, argv.data(), environ) != 0)
-      pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(fds[1]);
-    out_ = fds[0];
-  }
-  ~Child() {
-    if (pid_ > 0 && !reaped_) {
-      ::kill(pid_, SIGKILL);
-      (void)wait();
-    }
-    if (out_ >= 0) ::close(out_);
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  bool started() const { return pid_ > 0; }
-  /// Reads one line (without the newline); false at EOF.
-  bool read_line(std::string& line) {
-    line.clear();
-    for (;;) {
-      if (pos_ < buf_.size()) {
-        const auto nl = buf_.find('\n', pos_);
-        if (nl != std::string::npos) {
-          line = buf_.substr(pos_, nl - pos_);
-          pos_ = nl + 1;
-          return true;
-        }
-      }
-      buf_.erase(0, pos_);
-      pos_ = 0;
-      char chunk[4096];
-      const ssize_t n = ::read(out_, chunk, sizeof chunk);
-      if (n <= 0) {  // EOF: a last partial line (a write cut by the kill) is dropped
-        return false;
-      }
-      buf_.append(chunk, static_cast<std::size_t>(n));
-    }
-  }
-  void kill() { ::kill(pid_, SIGKILL); }
-  /// Waits for the child; its wait status.
-  int wait() {
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    reaped_ = true;
-    return status;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  bool reaped_ = false;
-  std::string buf_;
-  std::size_t pos_ = 0;
-};
 
 /// Writes a whole line to stdout with one write(2): the parent sees it only if it was written.
 inline void report_line(const std::string& line) {
