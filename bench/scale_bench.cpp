@@ -154,13 +154,18 @@ struct RawLanes {
   } hot;
   void notify(std::int64_t v) {
     std::atomic<std::uint64_t>& own = t_own_line.word;
+    // relaxed, and only a compiler fence: in that design the grace period's membarrier supplies
+    // the announcement's hardware fence.
     own.store(own.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_seq_cst);
     const std::uint64_t s = hot.seq.fetch_add(1, std::memory_order_seq_cst) + 1;
+    // The lane's seqlock (single writer): odd tag, release fence, arg, even tag with release.
     t_lane.tag.store((s << 1) | 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
     t_lane.arg.store(v, std::memory_order_relaxed);
     t_lane.tag.store(s << 1, std::memory_order_release);
+    // relaxed: in that design the waiters count themselves into the word the fetch_add above
+    // changed, so that RMW is the Dekker pair and these loads need no fence.
     benchmark::DoNotOptimize(hot.subs.load(std::memory_order_relaxed));
     benchmark::DoNotOptimize(hot.wake.load(std::memory_order_relaxed));
     std::atomic_signal_fence(std::memory_order_seq_cst);
