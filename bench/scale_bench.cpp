@@ -147,11 +147,7 @@ inline thread_local Lane t_lane;
 /// period would force the fence with membarrier), the one fetch_add, the latest notification in
 /// the notifier's own lane (a line no other notifier writes), the hot line read, and no fence.
 struct RawLanes {
-  struct alignas(64) Hot {
-    std::atomic<std::uint64_t> seq{0};
-    std::atomic<void*> subs{nullptr};
-    std::atomic<std::uint64_t> wake{0};
-  } hot;
+  RawHeraldAtomics::Hot hot;  // the same hot line; its latest cells stay unused
   void notify(std::int64_t v) {
     std::atomic<std::uint64_t>& own = t_own_line.word;
     // relaxed, and only a compiler fence: in that design the grace period's membarrier supplies

@@ -3,8 +3,6 @@
 // What the outbox suites share: a temporary directory, raw SQLite access for the checks a test
 // makes behind the Outbox's back, and child processes (this binary run in a child mode).
 
-#include <fcntl.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
