@@ -63,11 +63,12 @@ std::string Kernel::describe() const {
   append_field(out, "memory_limit", s.options.memory_limit, false);
   out += "},\"handles\":[";
   {
-    detail::ReadGuard guard;  // every core, list and record we read stays allocated
     bool first = true;
     const std::uint32_t used = s.table.used_slots();
     for (std::uint32_t slot = 0; slot < used; ++slot) {
-      const detail::HandleCore* core = s.table.used_at(slot);
+      // Each slot's lock in turn: its core, list and records stay allocated while we read them.
+      const detail::HandleTable::Locked held = s.table.lock_used_at(slot);
+      const detail::HandleCore* core = held.core();
       if (core == nullptr) continue;
       if (!first) out += ',';
       first = false;

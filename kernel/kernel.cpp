@@ -28,6 +28,14 @@ namespace detail {
 KernelState::~KernelState() {
   // No notifier may run any more (the owner is destroying the kernel), and by contract no
   // Subscription or pending wait outlives it: free everything that is left.
+  for (RetireShard& shard : retired_) {
+    HandleCore* core = shard.head.exchange(nullptr, std::memory_order_acquire);
+    while (core != nullptr) {
+      HandleCore* next = core->retired_next();
+      HandleCore::destroy(budget, core);
+      core = next;
+    }
+  }
   const std::uint32_t used = table.used_slots();
   for (std::uint32_t i = 0; i < used; ++i) {
     HandleCore* core = table.used_at(i);
@@ -43,6 +51,53 @@ KernelState::~KernelState() {
     }
     HandleCore::destroy(budget, core);
   }
+}
+
+void KernelState::retire_core(HandleCore* core) noexcept {
+  RetireShard& shard = retired_[thread_shard() % kRetireShards];
+  const std::size_t bytes = core->footprint();
+  // relaxed: figures only (stats() and the batch trigger); the stack's CAS orders the cores.
+  shard.bytes.fetch_add(bytes, std::memory_order_relaxed);
+  HandleCore* head = shard.head.load(std::memory_order_relaxed);
+  do {
+    core->retired_next() = head;
+    // release: the taker (acquire exchange) sees the link and the torn-down core.
+  } while (!shard.head.compare_exchange_weak(head, core, std::memory_order_release,
+                                             std::memory_order_relaxed));
+  if (shard.count.fetch_add(1, std::memory_order_relaxed) + 1 >= kRetireBatch) reclaim_shard(shard);
+}
+
+bool KernelState::reclaim_shard(RetireShard& shard) noexcept {
+  // acquire: pairs with the pushes' release, so every core on the stack is seen torn down.
+  HandleCore* batch = shard.head.exchange(nullptr, std::memory_order_acquire);
+  if (batch == nullptr) return false;
+  // Every read section that could have looked up one of them (each was unpublished before it was
+  // retired) has ended after this.
+  synchronize_epoch();
+  std::size_t count = 0;
+  std::size_t bytes = 0;
+  while (batch != nullptr) {
+    HandleCore* next = batch->retired_next();
+    bytes += batch->footprint();
+    ++count;
+    HandleCore::destroy(budget, batch);
+    batch = next;
+  }
+  shard.count.fetch_sub(count, std::memory_order_relaxed);
+  shard.bytes.fetch_sub(bytes, std::memory_order_relaxed);
+  return true;
+}
+
+bool KernelState::reclaim_retired() noexcept {
+  bool any = false;
+  for (RetireShard& shard : retired_) any = reclaim_shard(shard) || any;
+  return any;
+}
+
+std::size_t KernelState::retired_bytes() const noexcept {
+  std::size_t total = 0;
+  for (const RetireShard& shard : retired_) total += shard.bytes.load(std::memory_order_relaxed);
+  return total;
 }
 
 void KernelState::retire(std::uint64_t notifications, std::uint64_t delivered,
@@ -81,7 +136,8 @@ void KernelState::unsubscribe(Handle h, SubscriptionRecord* record) noexcept {
       }
       if (old_list != nullptr) {
         core->set_subscribers(new_list);
-        detached = true;  // off every list: from here only this call references it
+        core->order_notifiers(false);  // under the lock: the core is alive here
+        detached = true;               // off every list: from here only this call references it
         // Its counts so far go to the handle's totals now, with the list change; what
         // notifiers still push during the grace period is added after it.
         folded_delivered = record->ring.delivered();
@@ -95,7 +151,7 @@ void KernelState::unsubscribe(Handle h, SubscriptionRecord* record) noexcept {
     return;
   }
   HERALD_RACE_POINT("unsubscribe.unpublished");  // notifiers may still be pushing into it
-  synchronize_epoch();  // no notify still pushes into `record` or reads `old_list`
+  wait_for_sections();  // no notify still pushes into `record` or reads `old_list`
   // Pushes by notifiers that read the old list before it was replaced. The handle may have been
   // unregistered meanwhile: its final counts then included what was folded above but not these,
   // which go to the kernel's totals instead.
@@ -126,6 +182,10 @@ Result<Handle> Kernel::register_handle(const HandleOptions& options) {
   std::uint32_t generation = 0;
   if (!s.table.reserve(index, generation)) return Errc::limit_exceeded;
   HandleCore* core = HandleCore::create(s.budget, index, generation, options);
+  // Refused for memory_limit while unregistered cores still wait for their grace period: those
+  // bytes are not in use, so reclaim them and try once more.
+  if (core == nullptr && s.reclaim_retired())
+    core = HandleCore::create(s.budget, index, generation, options);
   if (core == nullptr) {
     s.table.unreserve(index);
     return Errc::out_of_memory;
@@ -143,13 +203,17 @@ Result<void> Kernel::unregister_handle(Handle h) {
   HERALD_RACE_POINT("unregister.unpublished");
   core->close_waiters();  // parked waiters complete with closed; no new ones enlist
   HERALD_RACE_POINT("unregister.waiters_closed");
-  // Every notify that found `core` has returned (control-plane calls reach a core only under its
-  // slot's lock, where it is gone now): the core is ours alone.
-  detail::synchronize_epoch();
+  // Notifies that got a seq have returned, and later ones are refused (the seq word's closed
+  // bit). Control-plane calls reach a core only under its slot's lock, where it is gone now. So
+  // only readers that found the core and have not finished looking at it remain (observe, a
+  // wait's lookup, a refused notify), and the core's memory waits for them (retire_core()).
+  const std::uint64_t final_seq = core->order_notifiers(true);
+  detail::wait_for_sections();
   core->drain_waiters();  // every waiter still touching `core` has counted itself out
 
   // The final counts first: releasing a record below may free it (one whose consumer is gone).
-  const HandleStats final_stats = core->stats();
+  HandleStats final_stats = core->stats();
+  final_stats.notifications = final_seq;  // the word counts refused notifies after the close
   SubscriberList* subs = core->subscribers();
   if (subs != nullptr) {
     for (std::uint32_t i = 0; i < subs->count; ++i) {
@@ -161,8 +225,8 @@ Result<void> Kernel::unregister_handle(Handle h) {
   s.retire(final_stats.notifications, final_stats.delivered, final_stats.dropped);
   SubscriberList::destroy(s.budget, subs);
   const std::uint32_t index = core->index();
-  HandleCore::destroy(s.budget, core);
-  s.table.release(index);
+  s.table.release(index);  // the slot can take a new core now; this one is never published again
+  s.retire_core(core);
   return {};
 }
 
@@ -191,13 +255,18 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
     if ((list == nullptr ? 0 : list->count) >= core->options().max_subscribers)
       return Errc::limit_exceeded;
   }
-  SubscriptionRecord* record = SubscriptionRecord::create(s.budget, capacity, options.overflow,
-                                                          producers, options.debug_hint);
+  const auto create_record = [&] {
+    return SubscriptionRecord::create(s.budget, capacity, options.overflow, producers,
+                                      options.debug_hint);
+  };
+  SubscriptionRecord* record = create_record();
+  // Refused for memory_limit while retired cores hold bytes no longer in use: reclaim, try again.
+  if (record == nullptr && s.reclaim_retired()) record = create_record();
   if (record == nullptr) return Errc::out_of_memory;
 
   SubscriberList* old_list = nullptr;
-  {
-    const HandleTable::Locked held = s.table.lock_live(h);
+  for (bool retried = false;; retried = true) {
+    HandleTable::Locked held = s.table.lock_live(h);
     HandleCore* core = held.core();
     Errc refused{};
     if (core == nullptr) {
@@ -215,16 +284,21 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
         for (std::uint32_t i = 0; i < count; ++i) new_list->records[i] = old_list->records[i];
         new_list->records[count] = record;
         core->set_subscribers(new_list);
+        if (old_list != nullptr) core->order_notifiers(false);
       }
     }
-    if (refused != Errc{}) {
-      SubscriptionRecord::destroy(s.budget, record);
-      return refused;
+    if (refused == Errc{}) break;
+    // The list's allocation may succeed once retired cores are reclaimed (outside the lock).
+    if (refused == Errc::out_of_memory && !retried) {
+      held.unlock();
+      if (s.reclaim_retired()) continue;
     }
+    SubscriptionRecord::destroy(s.budget, record);
+    return refused;
   }
   if (old_list != nullptr) {
     // Outside the lock: the replaced list is this call's alone to free.
-    detail::synchronize_epoch();  // no notify still iterates `old_list`
+    detail::wait_for_sections();  // no notify still iterates `old_list`
     SubscriberList::destroy(s.budget, old_list);
   }
   return Subscription(state_, h, record);
@@ -238,19 +312,25 @@ Result<NotifyReceipt> Kernel::notify(Handle h, std::int64_t arg) noexcept {
     state_->rejected.fetch_add(1, std::memory_order_relaxed);
     return Errc::unknown_handle;
   }
-  return core->notify(arg);
+  // Returned as built: the receipt is written once, from registers (see HandleCore::notify).
+  Result<NotifyReceipt> receipt = core->notify(arg);
+  if (!receipt.has_value()) [[unlikely]]
+    state_->rejected.fetch_add(1, std::memory_order_relaxed);
+  return receipt;
 }
 
 Result<Ticket> Kernel::observe(Handle h) const noexcept {
   ReadGuard guard;
   HandleCore* core = state_->table.lookup(h);
-  if (core == nullptr) return Errc::unknown_handle;
-  return Ticket{core->observed()};
+  Ticket t{};
+  if (core == nullptr || !core->observed(t.seq)) return Errc::unknown_handle;
+  return t;
 }
 
 Result<HandleStats> Kernel::stats(Handle h) const noexcept {
-  ReadGuard guard;
-  HandleCore* core = state_->table.lookup(h);
+  // The slot's lock keeps the subscriber list and its records from being replaced and freed.
+  const HandleTable::Locked held = state_->table.lock_live(h);
+  HandleCore* core = held.core();
   if (core == nullptr) return Errc::unknown_handle;
   return core->stats();
 }
@@ -264,10 +344,11 @@ KernelStats Kernel::stats() const noexcept {
   k.delivered = s.retired_delivered.load(std::memory_order_relaxed);
   k.dropped = s.retired_dropped.load(std::memory_order_relaxed);
   {
-    ReadGuard guard;  // every core, list and ring we read stays allocated
     const std::uint32_t used = s.table.used_slots();
     for (std::uint32_t i = 0; i < used; ++i) {
-      const HandleCore* core = s.table.used_at(i);
+      // Each slot's lock in turn: its core, list and rings stay allocated while we read them.
+      const HandleTable::Locked held = s.table.lock_used_at(i);
+      const HandleCore* core = held.core();
       if (core == nullptr) continue;
       const HandleStats h = core->stats();
       ++k.live_handles;
@@ -277,7 +358,11 @@ KernelStats Kernel::stats() const noexcept {
     }
   }
   k.rejected = s.rejected.load(std::memory_order_relaxed);
-  k.memory_used = s.budget.used();
+  // Retired cores are allocated until their batch is reclaimed, but no longer in use, and an
+  // allocation refused for memory_limit reclaims them first: they are not counted.
+  const std::size_t used = s.budget.used();
+  const std::size_t retired = s.retired_bytes();
+  k.memory_used = used > retired ? used - retired : 0;
   return k;
 }
 

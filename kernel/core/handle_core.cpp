@@ -74,29 +74,34 @@ HandleCore* HandleCore::create(MemoryBudget& budget, std::uint32_t index, std::u
 
 void HandleCore::destroy(MemoryBudget& budget, HandleCore* core) noexcept {
   if (core == nullptr) return;
-  const std::size_t bytes = sizeof(HandleCore) + core->options_.debug_hint.size();
+  const std::size_t bytes = core->footprint();
   core->~HandleCore();
   budget.deallocate(core, bytes);
 }
 
-NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
+Result<NotifyReceipt> HandleCore::notify(std::int64_t arg) noexcept {
   const bool single = producers_ == Producers::single;
-  std::uint64_t seq;
-  if (single) {
 #ifndef NDEBUG
-    assert(single_notifier_.exchange(1, std::memory_order_acquire) == 0 &&
-           "two threads notified a Producers::single handle at once");
+  assert((!single || single_notifier_.exchange(1, std::memory_order_acquire) == 0) &&
+         "two threads notified a Producers::single handle at once");
 #endif
-    seq = seq_.load(std::memory_order_relaxed) + 1;  // only this notifier writes seq_
-    // release: observe() (acquire) then sees every write made before this notify().
-    seq_.store(seq, std::memory_order_release);
-    latest_.publish_single(seq, arg);
-  } else {
-    // release: observe() (acquire) then sees every write made before this notify(), which the
-    // observe -> check -> wait pattern relies on (same instruction as relaxed on x86).
-    seq = seq_.fetch_add(1, std::memory_order_release) + 1;
-    if (!latest_.publish_multi(seq, arg)) [[unlikely]]
-      publish_locked(Notification{seq, arg});
+  // One RMW in both modes (uncontended with one producer). release: observe() (acquire) then
+  // sees every write made before this notify(), which the observe -> check -> wait pattern relies
+  // on, and the control plane's order_notifiers() sees this read section's announcement.
+  // acquire: pairs with order_notifiers(), so a list it published is the one loaded below.
+  // (The same instruction as relaxed on x86.)
+  const std::uint64_t old = seq_.fetch_add(1, std::memory_order_acq_rel);
+  if ((old & kSeqClosed) != 0) [[unlikely]] {
+#ifndef NDEBUG
+    if (single) single_notifier_.store(0, std::memory_order_release);
+#endif
+    return Errc::unknown_handle;  // unregister closed it first: refused, nothing published
+  }
+  const std::uint64_t seq = old + 1;
+  if (single) {
+    latest_.publish_single(seq, arg);  // the only writer of the cells
+  } else if (!latest_.publish_multi(seq, arg)) [[unlikely]] {
+    publish_locked(Notification{seq, arg});
   }
   HERALD_RACE_POINT(
       "notify.published");  // seq taken, latest published, subscriptions not yet pushed
@@ -107,8 +112,8 @@ NotifyReceipt HandleCore::notify(std::int64_t arg) noexcept {
   // it the stores to ring slots that the consumer's core holds.
   std::uint32_t delivered = 0;
   std::uint32_t dropped = 0;
-  // seq_cst: a notify that starts after subscribe() returned sees its ring (with the ReadGuard's
-  // announcement, the epoch argument of ReadGuard covers the list's lifetime).
+  // seq_cst: a notify that starts after subscribe() returned sees its ring; the list stays
+  // allocated until this read section ends (order_notifiers(), PROTOCOLS.md §4).
   SubscriberList* subs = subs_.load(std::memory_order_seq_cst);
   if (subs != nullptr) {
     SubscriptionRecord* const* record = subs->records;
@@ -394,7 +399,7 @@ void HandleCore::drain_waiters() noexcept {
 
 HandleStats HandleCore::stats() const noexcept {
   HandleStats s{};
-  s.notifications = observed();
+  s.notifications = seq_.load(std::memory_order_acquire) & ~kSeqClosed;
   s.delivered = retired_delivered_.load(std::memory_order_relaxed);
   s.dropped = retired_dropped_.load(std::memory_order_relaxed);
   if (SubscriberList* subs = subscribers()) {

@@ -9,6 +9,7 @@
 #include "config.hpp"
 #include "core/latest_cells.hpp"
 #include "herald/detail/wait_node.hpp"
+#include "herald/error.hpp"
 #include "herald/options.hpp"
 #include "herald/records.hpp"
 #include "memory/memory_budget.hpp"
@@ -50,9 +51,16 @@ class HandleCore {
 
   /// Any thread (one at a time for Producers::single). Never blocks, never allocates, takes no
   /// lock (but in the latest-cells fallback). O(subscribers + parked coroutine waits).
-  NotifyReceipt notify(std::int64_t arg) noexcept;
-  /// The highest seq assigned so far.
-  std::uint64_t observed() const noexcept { return seq_.load(std::memory_order_acquire); }
+  /// unknown_handle when unregister has closed the handle (order_notifiers()).
+  Result<NotifyReceipt> notify(std::int64_t arg) noexcept;
+  /// The highest seq assigned so far, into `out`; false once unregister has closed the handle
+  /// (the word then also counts refused notifies).
+  bool observed(std::uint64_t& out) const noexcept {
+    // acquire: the notify() that assigned it happens-before the caller's later reads.
+    const std::uint64_t s = seq_.load(std::memory_order_acquire);
+    out = s;
+    return (s & kSeqClosed) == 0;
+  }
   /// Lock-free check for a published notification above `after`.
   bool latest_after(std::uint64_t after, Notification& out) const noexcept {
     return latest_.latest_after(after, out);
@@ -88,6 +96,9 @@ class HandleCore {
   /// Counts the caller out; its last touch of this HandleCore.
   void leave_blocking() noexcept;
 
+  /// The seq word's closed bit: set by unregister's order_notifiers().
+  static constexpr std::uint64_t kSeqClosed = std::uint64_t{1} << 63;
+
   // The waiters' word: the high half is the wake epoch blocking waiters sleep on (a futex); the
   // low half counts parked blocking and coroutine waits and carries the closed bit.
   static constexpr std::uint64_t kBlockingOne = 1;
@@ -117,6 +128,15 @@ class HandleCore {
   /// begun after the grace period did). None of them blocks.
   void drain_waiters() noexcept;
   SubscriberList* subscribers() const noexcept { return subs_.load(std::memory_order_acquire); }
+  /// The control plane's half of the per-handle grace period (PROTOCOLS.md §4), called after it
+  /// published a new subscriber list or unpublished the core, and followed by
+  /// wait_for_sections(): an RMW on the seq word, so that every notify whose fetch_add came
+  /// before it has its read section visible to the scan, and every later one sees what the caller
+  /// published (and, with `closing`, the closed bit, and refuses). Returns the highest seq
+  /// assigned before it.
+  std::uint64_t order_notifiers(bool closing) noexcept {
+    return seq_.fetch_or(closing ? kSeqClosed : 0, std::memory_order_acq_rel) & ~kSeqClosed;
+  }
   /// Publishes a new list (seq_cst: a notify that starts after this returns sees it).
   void set_subscribers(SubscriberList* list) noexcept {
     subs_.store(list, std::memory_order_seq_cst);
@@ -127,7 +147,12 @@ class HandleCore {
     retired_dropped_.fetch_add(dropped, std::memory_order_relaxed);
   }
 
+  /// Under the slot's lock (or by unregister, which owns the core): reads the subscriber list.
   HandleStats stats() const noexcept;
+  /// The bytes create() took for this core.
+  std::size_t footprint() const noexcept { return sizeof(HandleCore) + options_.debug_hint.size(); }
+  /// Unregistered cores awaiting their grace period are chained through this (KernelState).
+  HandleCore*& retired_next() noexcept { return retired_next_; }
 
   std::uint32_t index() const noexcept { return index_; }
   std::uint32_t generation() const noexcept { return generation_; }
@@ -170,6 +195,7 @@ class HandleCore {
   HandleOptions options_;
   std::atomic<std::uint64_t> retired_delivered_{0};
   std::atomic<std::uint64_t> retired_dropped_{0};
+  HandleCore* retired_next_ = nullptr;  // KernelState's retired list (under its mutex)
 #ifndef NDEBUG
   std::atomic<std::uint32_t> single_notifier_{0};  // Producers::single misuse detector
 #endif

@@ -1,7 +1,13 @@
 #include "reclaim/epoch.hpp"
 
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cassert>
 #include <cstddef>
+#include <cstdlib>
+#include <mutex>
 #include <new>
 #include <thread>
 
@@ -85,9 +91,33 @@ EpochRecord* claim_epoch_record() noexcept {
   }
 }
 
-void synchronize_epoch() noexcept {
-  assert((t_epoch_record == nullptr || t_epoch_record->depth == 0) &&
-         "synchronize_epoch inside a read section would wait for itself");
+#if defined(__SANITIZE_THREAD__)
+#define HERALD_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HERALD_TSAN 1
+#endif
+#endif
+
+namespace {
+
+long membarrier(int cmd) noexcept { return syscall(SYS_membarrier, cmd, 0, 0); }
+
+bool choose_asymmetric() noexcept {
+#ifdef HERALD_TSAN
+  return false;  // ThreadSanitizer does not model the barrier membarrier forces on readers
+#else
+  if (const char* v = std::getenv("HERALD_EPOCH_SYMMETRIC");
+      v != nullptr && *v != '\0' && !(v[0] == '0' && v[1] == '\0'))
+    return false;
+  const long supported = membarrier(MEMBARRIER_CMD_QUERY);
+  if (supported < 0 || (supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return false;
+  return membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
+#endif
+}
+
+/// Every section whose record holds an odd value now: waits until the value changes.
+void scan_and_wait() noexcept {
   const std::size_t first_used = g_first_block_used.load(std::memory_order_seq_cst);
   for (RecordBlock* block = &g_first_block; block != nullptr;
        block = block->next.load(std::memory_order_acquire)) {
@@ -102,13 +132,41 @@ void synchronize_epoch() noexcept {
       // back to leave the section.
       for (unsigned round = 0; r.state.load(std::memory_order_seq_cst) == seen; ++round) {
         if (round < 8) {
-          for (unsigned i = 0; i < (1u << round); ++i) cpu_relax();
+          for (unsigned k = 0; k < (1u << round); ++k) cpu_relax();
         } else {
           std::this_thread::yield();
         }
       }
     }
   }
+}
+
+}  // namespace
+
+void init_epoch_domain() noexcept {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // relaxed: every kernel is constructed after this call returns, and its construction
+    // happens-before every read section run on it (see epoch_asymmetric()).
+    g_epoch_asymmetric.store(choose_asymmetric(), std::memory_order_relaxed);
+  });
+}
+
+void synchronize_epoch() noexcept {
+  assert((t_epoch_record == nullptr || t_epoch_record->depth == 0) &&
+         "synchronize_epoch inside a read section would wait for itself");
+  if (epoch_asymmetric()) {
+    // Registered in init_epoch_domain(), so it cannot fail with EPERM; any other failure would
+    // leave readers unfenced, and there is no safe way on.
+    if (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0) std::abort();
+  }
+  scan_and_wait();
+}
+
+void wait_for_sections() noexcept {
+  assert((t_epoch_record == nullptr || t_epoch_record->depth == 0) &&
+         "wait_for_sections inside a read section would wait for itself");
+  scan_and_wait();
 }
 
 }  // namespace herald::detail

@@ -23,35 +23,76 @@ inline thread_local EpochRecord* t_epoch_record = nullptr;
 /// Claims a record for the calling thread (once per thread, released at thread exit).
 EpochRecord* claim_epoch_record() noexcept;
 
-/// Grace-period reclamation for the data plane: notify() runs inside a ReadGuard; the control
-/// plane unpublishes a core, ring or list, calls synchronize_epoch(), then frees it.
+/// Whether read sections announce themselves with a plain store (true) or a seq_cst exchange
+/// (false). Set once, by the first Kernel's construction (init_epoch_domain()), before any read
+/// section of any kernel can begin; never changes after.
+inline std::atomic<bool> g_epoch_asymmetric{false};
+
+/// Chooses the announcement for the process: asymmetric when membarrier's private expedited
+/// command registers (and the build is not under ThreadSanitizer, which cannot see the barrier
+/// it forces), and HERALD_EPOCH_SYMMETRIC is unset or 0. Idempotent and thread-safe.
+void init_epoch_domain() noexcept;
+
+/// True when read sections announce with a plain store (see ReadGuard).
+inline bool epoch_asymmetric() noexcept {
+  // relaxed: written once, before the kernel whose section reads it was constructed (its
+  // construction happens-before every use of it).
+  return g_epoch_asymmetric.load(std::memory_order_relaxed);
+}
+
+/// Grace-period reclamation for the data plane: notify() and the waits run inside a ReadGuard;
+/// the control plane unpublishes a handle's core, and frees it after a grace period
+/// (synchronize_epoch()), in batches (PROTOCOLS.md §1).
 ///
 /// There is no global epoch: a reader announces itself in its own record with a counter, and a
-/// writer waits for each section it sees in progress to end (PROTOCOLS.md §1). Neither writes a
-/// line the other writes, so grace periods of many writers share nothing but the readers' lines.
+/// writer waits for each section it sees in progress to end. Neither writes a line the other
+/// writes, so grace periods of many writers share nothing but the readers' lines.
 ///
-/// Memory ordering: the guard announces with a seq_cst exchange and the data plane loads published
-/// pointers seq_cst; synchronize_epoch() follows the unpublishing store (seq_cst) with seq_cst
-/// loads of every record. In the single total order S either a reader's announcement precedes the
-/// writer's load of its record (the writer then waits until that section's exit store, a release
-/// it reads with acquire, so the section happens-before the free), or it follows it, and then the
-/// reader's pointer load follows the unpublishing store in S and cannot see the old pointer.
+/// Memory ordering. Symmetric mode: the guard announces with a seq_cst exchange and the data plane
+/// loads published pointers seq_cst; synchronize_epoch() follows the unpublishing store (seq_cst)
+/// with seq_cst loads of every record. In the single total order S either a reader's announcement
+/// precedes the writer's load of its record (the writer then waits until that section's exit
+/// store, a release it reads with acquire, so the section happens-before the free), or it follows
+/// it, and then the reader's pointer load follows the unpublishing store in S and cannot see the
+/// old pointer.
 ///
-/// Cost to a reader: one exchange and one store on its own cache line; no shared write.
+/// Asymmetric mode: the guard announces with a release store, a plain store on x86, and the
+/// writer forces the fence the reader omits: synchronize_epoch() calls
+/// membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) before its scan. Every thread of the process that
+/// runs during the call executes a full barrier inside it (the others pass a context switch), so
+/// a reader's announcement made before that barrier is visible to the scan, and a reader's pointer
+/// load after it sees the unpublishing store, which preceded the call. The announcement is a
+/// release so that a scan that reads it (acquire) also synchronizes with the exit store before it.
+///
+/// wait_for_sections() is the scan alone, without the membarrier: it waits only for sections
+/// whose announcement is already ordered before the caller by something else. The control plane
+/// uses it where the reader's own RMW on the handle's seq word (multi-producer notify) or its
+/// fence (single-producer notify) provides that order (PROTOCOLS.md §4).
+///
+/// Cost to a reader: one store (asymmetric) or one exchange and one store (symmetric) on its own
+/// cache line; no shared write.
 class ReadGuard {
  public:
-  ReadGuard() noexcept {
+  [[gnu::always_inline]] ReadGuard() noexcept {
     EpochRecord* r = t_epoch_record;
     if (r == nullptr) [[unlikely]]
       r = claim_epoch_record();
     record_ = r;
     if (r->depth++ == 0) {
-      // relaxed load: only this thread writes the record. seq_cst exchange: the announcement
-      // must precede this thread's later loads of published pointers in S (see the class comment).
-      r->state.exchange(r->state.load(std::memory_order_relaxed) + 1, std::memory_order_seq_cst);
+      // relaxed load: only this thread writes the record.
+      const std::uint64_t odd = r->state.load(std::memory_order_relaxed) + 1;
+      if (epoch_asymmetric()) {
+        // release: a scan that reads it also sees the exit store before it (see the class
+        // comment); the writer's membarrier provides the store-load order.
+        r->state.store(odd, std::memory_order_release);
+      } else {
+        // seq_cst exchange: the announcement precedes this thread's later loads of published
+        // pointers in S (see the class comment).
+        r->state.exchange(odd, std::memory_order_seq_cst);
+      }
     }
   }
-  ~ReadGuard() {
+  [[gnu::always_inline]] ~ReadGuard() {
     if (--record_->depth == 0) {
       // release: every access made inside the section happens-before the writer's free, which
       // follows its acquire (seq_cst) load of this even value.
@@ -65,6 +106,10 @@ class ReadGuard {
  private:
   EpochRecord* record_;
 };
+
+/// Waits for every read section visible as in progress to end: the scan of synchronize_epoch()
+/// without its membarrier. Control plane only, never inside a ReadGuard.
+void wait_for_sections() noexcept;
 
 /// Blocks (spinning, then yielding) until every read-side section that could have seen a pointer
 /// unpublished before this call has ended. Control plane only; must not be called inside a

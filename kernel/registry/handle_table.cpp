@@ -59,6 +59,22 @@ HandleTable::Locked HandleTable::lock_live(Handle h) noexcept {
   return held;
 }
 
+HandleTable::Locked HandleTable::lock_used_at(std::uint32_t n) const noexcept {
+  Locked held;
+  const std::uint32_t index = index_of(n);
+  Control& c = control(index);
+  c.lock.lock();
+  // acquire: as in lock_live().
+  HandleCore* core = cores_[index].load(std::memory_order_acquire);
+  if (core == nullptr) {
+    c.lock.unlock();
+    return held;
+  }
+  held.lock_ = &c.lock;
+  held.core_ = core;
+  return held;
+}
+
 HandleCore* HandleTable::take(Handle h) noexcept {
   const Locked held = lock_live(h);
   HandleCore* core = held.core();

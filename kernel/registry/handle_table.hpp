@@ -82,6 +82,11 @@ class HandleTable {
       if (lock_ != nullptr) lock_->unlock();
     }
     HandleCore* core() const noexcept { return core_; }
+    /// Releases the lock early; core() is nullptr from here.
+    void unlock() noexcept {
+      if (lock_ != nullptr) std::exchange(lock_, nullptr)->unlock();
+      core_ = nullptr;
+    }
 
    private:
     friend class HandleTable;
@@ -92,6 +97,9 @@ class HandleTable {
   /// Locks `h`'s slot; core() is its core, or nullptr (and nothing is held) when `h` is not live.
   /// No read section needed: the core stays allocated while the lock is held.
   [[nodiscard]] Locked lock_live(Handle h) noexcept;
+  /// Locks the `n`th slot ever reserved; core() is its published core, or nullptr (and nothing
+  /// is held) when it has none. For scans of every live handle (stats, describe).
+  [[nodiscard]] Locked lock_used_at(std::uint32_t n) const noexcept;
   /// Unpublishes the core `h` names and returns it, or nullptr when `h` is not live (another
   /// unregister took it first, or it never was). The caller owns the core from here: every later
   /// lock_live() and lookup() of `h` finds nothing.
@@ -107,8 +115,8 @@ class HandleTable {
   /// After take() and a grace period: the slot is reusable with the next generation.
   void release(std::uint32_t index) noexcept;
 
-  /// Inside a ReadGuard: the core in the `n`th slot ever reserved (nullptr if none), for scans of
-  /// every live handle (stats, describe) and, with no other caller left, the kernel's destructor.
+  /// The core in the `n`th slot ever reserved (nullptr if none), for the kernel's destructor,
+  /// when no other caller is left.
   HandleCore* used_at(std::uint32_t n) const noexcept {
     return cores_[index_of(n)].load(std::memory_order_seq_cst);
   }

@@ -36,7 +36,10 @@ bool WaitAwaitable::await_ready() noexcept {
       return true;
     }
     if (observe_now_) {
-      after_ = Ticket{c->observed()};
+      if (!c->observed(after_.seq)) {
+        outcome_ = Errc::unknown_handle;  // being unregistered: as if it already were
+        return true;
+      }
       observe_now_ = false;
     }
     Notification n{};
