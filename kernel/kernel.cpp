@@ -100,6 +100,13 @@ std::size_t KernelState::retired_bytes() const noexcept {
   return total;
 }
 
+void KernelState::flush_lane(LatestLane& lane) noexcept {
+  if (HandleCore* other = table.lookup(Handle::from_raw(lane.owner_handle())))
+    other->publish_from_lane(lane.owner_latest());
+  // The caller's notify overwrites or empties the lane next (a release store, after the flush:
+  // a gatherer that reads the lane's new contents then sees the flush in the cells).
+}
+
 void KernelState::retire(std::uint64_t notifications, std::uint64_t delivered,
                          std::uint64_t dropped) noexcept {
   if (notifications != 0) retired_notifications.fetch_add(notifications, std::memory_order_relaxed);
@@ -312,8 +319,17 @@ Result<NotifyReceipt> Kernel::notify(Handle h, std::int64_t arg) noexcept {
     state_->rejected.fetch_add(1, std::memory_order_relaxed);
     return Errc::unknown_handle;
   }
+  detail::LatestLane* lane = nullptr;
+  if (!core->single_producer()) {
+    lane = state_->lanes.mine();
+    if (lane != nullptr) {
+      const std::uint64_t held = lane->owner_handle();
+      if (held != h.raw() && held != 0) [[unlikely]]
+        state_->flush_lane(*lane);
+    }
+  }
   // Returned as built: the receipt is written once, from registers (see HandleCore::notify).
-  Result<NotifyReceipt> receipt = core->notify(arg);
+  Result<NotifyReceipt> receipt = core->notify(arg, lane);
   if (!receipt.has_value()) [[unlikely]]
     state_->rejected.fetch_add(1, std::memory_order_relaxed);
   return receipt;

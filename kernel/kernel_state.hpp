@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/handle_core.hpp"
+#include "core/latest_lanes.hpp"
 #include "herald/options.hpp"
 #include "memory/memory_budget.hpp"
 #include "reclaim/epoch.hpp"
@@ -52,6 +53,11 @@ class KernelState {
   const KernelOptions options;
   MemoryBudget budget;
   HandleTable table;
+  LatestLanes lanes;  // one per notifier thread (PROTOCOLS.md §2)
+
+  /// Inside a ReadGuard: publishes what the calling thread's lane holds for another handle into
+  /// that handle's cells (if it is still live). The notify that follows rewrites the lane.
+  void flush_lane(LatestLane& lane) noexcept;
 
   // Totals of what is no longer live. Relaxed: counters, no ordering; each is added to only when
   // nonzero, so churn that notifies nothing never writes their line.

@@ -9,6 +9,7 @@
 
 #include "race_point.hpp"
 #include "wait/futex.hpp"
+#include "wait/spin.hpp"
 #include "wait/waiter_list.hpp"
 
 namespace herald::detail {
@@ -79,7 +80,7 @@ void HandleCore::destroy(MemoryBudget& budget, HandleCore* core) noexcept {
   budget.deallocate(core, bytes);
 }
 
-Result<NotifyReceipt> HandleCore::notify(std::int64_t arg) noexcept {
+Result<NotifyReceipt> HandleCore::notify(std::int64_t arg, LatestLane* lane) noexcept {
   const bool single = producers_ == Producers::single;
 #ifndef NDEBUG
   assert((!single || single_notifier_.exchange(1, std::memory_order_acquire) == 0) &&
@@ -97,11 +98,22 @@ Result<NotifyReceipt> HandleCore::notify(std::int64_t arg) noexcept {
 #endif
     return Errc::unknown_handle;  // unregister closed it first: refused, nothing published
   }
-  const std::uint64_t seq = old + 1;
+  const std::uint64_t seq = (old & kSeqMask) + 1;
+  // Watched: a waiter may be parked or about to park, and finds the latest in the cells; this
+  // notify must then check for waiters after its fence. Not watched: the first waiter gathers
+  // what this notify publishes below, wherever it is (watch_slow()).
+  const bool watched = (old & kSeqWatched) != 0;
+  HERALD_RACE_POINT("notify.took_seq");  // seq taken, latest not yet published
   if (single) {
     latest_.publish_single(seq, arg);  // the only writer of the cells
-  } else if (!latest_.publish_multi(seq, arg)) [[unlikely]] {
-    publish_locked(Notification{seq, arg});
+  } else if (lane != nullptr && !watched) {
+    lane->write(handle().raw(), seq, arg);  // plain stores on this thread's own line
+  } else {
+    if (!latest_.publish_multi(seq, arg)) [[unlikely]]
+      publish_locked(Notification{seq, arg});
+    // Its contents were flushed or gathered already; emptied, the lane is not flushed again.
+    if (lane != nullptr && lane->owner_handle() != 0) [[unlikely]]
+      lane->write(0, 0, 0);
   }
   HERALD_RACE_POINT(
       "notify.published");  // seq taken, latest published, subscriptions not yet pushed
@@ -127,21 +139,81 @@ Result<NotifyReceipt> HandleCore::notify(std::int64_t arg) noexcept {
   }
 
   HERALD_RACE_POINT("notify.pushed");  // pushed, parked waiters/consumers not yet checked
-  // seq_cst fence: the Dekker pair of enlist()'s fence and of ConsumerParker::park_*():
-  // either they see what we published above, or we see them parked below.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
   std::uint32_t woken = 0;
-  // relaxed: the fence above orders it (the Dekker pair); it is on the line notify already holds.
-  const std::uint64_t w = wake_.load(std::memory_order_relaxed);
-  if ((w & kWaiterMask) != 0) [[unlikely]]
-    woken = wake_waiters(n, w);
-  if (subs != nullptr) {
-    for (std::uint32_t i = 0; i < subs->count; ++i) subs->records[i]->parker.wake_if_parked();
+  // Nobody to wake unless a waiter has watched the handle (a waiter counts itself in only after
+  // watch()) or a subscription's consumer may have parked.
+  if (watched || subs != nullptr) {
+    // seq_cst fence: the Dekker pair of enlist()'s fence and of ConsumerParker::park_*():
+    // either they see what we published above, or we see them parked below.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // relaxed: the fence above orders it (the Dekker pair); it is on the line notify already
+    // holds.
+    const std::uint64_t w = wake_.load(std::memory_order_relaxed);
+    if ((w & kWaiterMask) != 0) [[unlikely]]
+      woken = wake_waiters(n, w);
+    if (subs != nullptr) {
+      for (std::uint32_t i = 0; i < subs->count; ++i) subs->records[i]->parker.wake_if_parked();
+    }
   }
 #ifndef NDEBUG
   if (single) single_notifier_.store(0, std::memory_order_release);
 #endif
   return NotifyReceipt{seq, delivered, dropped, woken};
+}
+
+void HandleCore::watch_slow(const LatestLanes& lanes) noexcept {
+  std::uint64_t w = seq_.load(std::memory_order_acquire);
+  if ((w & kSeqWatched) == 0) {
+    // acq_rel: in the RMW order of seq_, every notify before it published (or will publish)
+    // without checking for waiters; every notify after it sees the bit.
+    w = seq_.fetch_or(kSeqWatched, std::memory_order_acq_rel);
+    if ((w & kSeqWatched) == 0) {
+      HERALD_RACE_POINT("watch.marked");  // notifies before the mark may still be publishing
+      // The notifies that did not see the mark hold seqs up to `last`. Wait until one of them
+      // at least as new is published somewhere (its notifier is a few instructions from
+      // publishing, or it was overtaken by a newer one), and put the newest found in the cells.
+      // A waiter whose ticket is below `last` then finds it there; notifies after the mark
+      // check for waiters as before.
+      if ((w & kSeqClosed) != 0) return;  // being unregistered: every wait is refused
+      const std::uint64_t last = w & kSeqMask;
+      const std::uint64_t me = handle().raw();
+      for (unsigned round = 0; last != 0; ++round) {
+        Notification best{};
+        bool from_lane = false;
+        const std::uint32_t used = lanes.used();
+        for (std::uint32_t i = 0; i < used; ++i) {
+          std::uint64_t h = 0;
+          Notification n{};
+          // A lane being written is read on the next round if needed.
+          if (lanes.at(i).read(h, n) && h == me && n.seq > best.seq) {
+            best = n;
+            from_lane = true;
+          }
+        }
+        // The cells after the lanes: a lane that moved to another handle was flushed to the
+        // cells first (release, then the lane's release; our acquire of the lane saw that).
+        Notification c{};
+        if (latest_after_anywhere(best.seq, c)) {
+          best = c;
+          from_lane = false;
+        }
+        if (best.seq >= last) {
+          if (from_lane) publish_from_lane(best);
+          break;
+        }
+        spin_backoff(round);
+      }
+      // release: a waiter that sees the bit (acquire) sees the cells published above.
+      seq_.fetch_or(kSeqReady, std::memory_order_release);
+      return;
+    }
+  }
+  // Another waiter is gathering: wait for it (a few notifies' publishing, at most), or for the
+  // close, after which every wait is refused anyway.
+  for (unsigned round = 0; (w & (kSeqReady | kSeqClosed)) == 0; ++round) {
+    spin_backoff(round);
+    w = seq_.load(std::memory_order_acquire);
+  }
 }
 
 void HandleCore::publish_locked(Notification n) noexcept {
@@ -282,6 +354,8 @@ std::uint32_t HandleCore::sweep(Notification n, bool closing, WaitNode* withdraw
 }
 
 HandleCore::Enlisted HandleCore::enlist(WaitNode& node) noexcept {
+  assert((seq_.load(std::memory_order_relaxed) & (kSeqReady | kSeqClosed)) != 0 &&
+         "a wait enlists after watch()");
   std::uint64_t w = wake_.load(std::memory_order_relaxed);
   for (;;) {
     if ((w & kClosed) != 0) return Enlisted::closed;
@@ -337,6 +411,8 @@ bool HandleCore::withdraw(WaitNode& node) noexcept {
 
 HandleCore::Enlisted HandleCore::enter_blocking(std::uint64_t ticket, Notification& out,
                                                 std::uint32_t& epoch) noexcept {
+  assert((seq_.load(std::memory_order_relaxed) & (kSeqReady | kSeqClosed)) != 0 &&
+         "a wait enlists after watch()");
   std::uint64_t w = wake_.load(std::memory_order_relaxed);
   for (;;) {
     if ((w & kClosed) != 0) return Enlisted::closed;
@@ -399,7 +475,7 @@ void HandleCore::drain_waiters() noexcept {
 
 HandleStats HandleCore::stats() const noexcept {
   HandleStats s{};
-  s.notifications = seq_.load(std::memory_order_acquire) & ~kSeqClosed;
+  s.notifications = seq_.load(std::memory_order_acquire) & kSeqMask;
   s.delivered = retired_delivered_.load(std::memory_order_relaxed);
   s.dropped = retired_dropped_.load(std::memory_order_relaxed);
   if (SubscriberList* subs = subscribers()) {

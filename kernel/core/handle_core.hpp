@@ -8,8 +8,10 @@
 
 #include "config.hpp"
 #include "core/latest_cells.hpp"
+#include "core/latest_lanes.hpp"
 #include "herald/detail/wait_node.hpp"
 #include "herald/error.hpp"
+#include "herald/handle.hpp"
 #include "herald/options.hpp"
 #include "herald/records.hpp"
 #include "memory/memory_budget.hpp"
@@ -51,17 +53,36 @@ class HandleCore {
 
   /// Any thread (one at a time for Producers::single). Never blocks, never allocates, takes no
   /// lock (but in the latest-cells fallback). O(subscribers + parked coroutine waits).
-  /// unknown_handle when unregister has closed the handle (order_notifiers()).
-  Result<NotifyReceipt> notify(std::int64_t arg) noexcept;
+  /// unknown_handle when unregister has closed the handle (order_notifiers()). `lane`: the
+  /// calling thread's latest lane (multi-producer only; nullptr: the cells), where the latest is
+  /// published while no waiter has watched the handle; the caller has flushed what it held for
+  /// another handle.
+  Result<NotifyReceipt> notify(std::int64_t arg, LatestLane* lane) noexcept;
   /// The highest seq assigned so far, into `out`; false once unregister has closed the handle
   /// (the word then also counts refused notifies).
   bool observed(std::uint64_t& out) const noexcept {
     // acquire: the notify() that assigned it happens-before the caller's later reads.
     const std::uint64_t s = seq_.load(std::memory_order_acquire);
-    out = s;
+    out = s & kSeqMask;
     return (s & kSeqClosed) == 0;
   }
-  /// Lock-free check for a published notification above `after`.
+  /// Every waiter's first step: returns once notify() publishes in the cells and checks for
+  /// waiters, and the cells hold the latest of every notify that did not (PROTOCOLS.md §2,
+  /// "Watching"). The first caller gathers the lanes; later ones only load the ready bit.
+  void watch(const LatestLanes& lanes) noexcept {
+    // acquire: pairs with the gatherer's release of kSeqReady (the cells it published).
+    if ((seq_.load(std::memory_order_acquire) & kSeqReady) != 0) [[likely]]
+      return;
+    watch_slow(lanes);
+  }
+  /// Publishes a notification this handle's notifier left in its lane (a flush when the lane
+  /// moves to another handle): the cells keep the newest.
+  void publish_from_lane(Notification n) noexcept {
+    if (!latest_.publish_multi(n.seq, n.arg)) publish_locked(n);
+  }
+  Handle handle() const noexcept { return Handle::make(index_, generation_); }
+  bool single_producer() const noexcept { return producers_ == Producers::single; }
+  /// Lock-free check for a published notification above `after`; after watch().
   bool latest_after(std::uint64_t after, Notification& out) const noexcept {
     return latest_.latest_after(after, out);
   }
@@ -98,6 +119,12 @@ class HandleCore {
 
   /// The seq word's closed bit: set by unregister's order_notifiers().
   static constexpr std::uint64_t kSeqClosed = std::uint64_t{1} << 63;
+  /// Set by the first waiter (watch()): from its RMW on, notify() publishes in the cells and
+  /// checks for waiters after its fence.
+  static constexpr std::uint64_t kSeqWatched = std::uint64_t{1} << 62;
+  /// Set once the first waiter has gathered every earlier notify's latest into the cells.
+  static constexpr std::uint64_t kSeqReady = std::uint64_t{1} << 61;
+  static constexpr std::uint64_t kSeqMask = kSeqReady - 1;  // the seq itself
 
   // The waiters' word: the high half is the wake epoch blocking waiters sleep on (a futex); the
   // low half counts parked blocking and coroutine waits and carries the closed bit.
@@ -135,7 +162,7 @@ class HandleCore {
   /// published (and, with `closing`, the closed bit, and refuses). Returns the highest seq
   /// assigned before it.
   std::uint64_t order_notifiers(bool closing) noexcept {
-    return seq_.fetch_or(closing ? kSeqClosed : 0, std::memory_order_acq_rel) & ~kSeqClosed;
+    return seq_.fetch_or(closing ? kSeqClosed : 0, std::memory_order_acq_rel) & kSeqMask;
   }
   /// Publishes a new list (seq_cst: a notify that starts after this returns sees it).
   void set_subscribers(SubscriberList* list) noexcept {
@@ -165,6 +192,7 @@ class HandleCore {
  private:
   HandleCore(std::uint32_t index, std::uint32_t generation, const HandleOptions& options) noexcept;
   [[gnu::noinline]] void publish_locked(Notification n) noexcept;
+  [[gnu::noinline]] void watch_slow(const LatestLanes& lanes) noexcept;
   [[gnu::noinline]] std::uint32_t wake_waiters(Notification n, std::uint64_t w) noexcept;
   /// Detaches the coroutine list, completes the nodes `n` satisfies (every node when `closing`),
   /// drops withdrawn ones, relinks the rest, and repeats while a relinked node may have missed a

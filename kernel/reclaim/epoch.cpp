@@ -11,10 +11,12 @@
 #include <new>
 #include <thread>
 
+#include "wait/spin.hpp"
+
 namespace herald::detail {
 namespace {
 
-constexpr std::size_t kRecordsPerBlock = 256;
+constexpr std::size_t kRecordsPerBlock = kFirstRecords;
 
 struct RecordBlock {
   EpochRecord records[kRecordsPerBlock];
@@ -45,6 +47,7 @@ EpochRecord* try_claim(RecordBlock& block) noexcept {
     bool expected = false;
     // acquire: pairs with the release in ~RecordReleaser of the previous owner.
     if (r.in_use.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+      r.index = &block == &g_first_block ? static_cast<std::uint32_t>(i) : kFirstRecords;
       if (&block == &g_first_block) {
         // seq_cst: precedes, in S, every announcement this thread will make in the record. A
         // synchronize_epoch() whose scan bound misses this update read it before, in S, so it
@@ -130,18 +133,19 @@ void scan_and_wait() noexcept {
       // a later section, which began after this scan's load and needs no wait).
       // Backing off between loads: each load takes the line from its owner, who must take it
       // back to leave the section.
-      for (unsigned round = 0; r.state.load(std::memory_order_seq_cst) == seen; ++round) {
-        if (round < 8) {
-          for (unsigned k = 0; k < (1u << round); ++k) cpu_relax();
-        } else {
-          std::this_thread::yield();
-        }
-      }
+      for (unsigned round = 0; r.state.load(std::memory_order_seq_cst) == seen; ++round)
+        spin_backoff(round);
     }
   }
 }
 
 }  // namespace
+
+std::uint32_t first_records_used() noexcept {
+  // acquire: a lane scan that sees a record's claim sees what its thread wrote before (the
+  // claim's seq_cst CAS is a release).
+  return static_cast<std::uint32_t>(g_first_block_used.load(std::memory_order_acquire));
+}
 
 void init_epoch_domain() noexcept {
   static std::once_flag once;

@@ -15,7 +15,16 @@ struct alignas(kCacheLine) EpochRecord {
   std::atomic<std::uint64_t> state{0};
   std::atomic<bool> in_use{false};
   std::uint32_t depth = 0;  // owner thread only: read sections nest
+  /// Owner thread only, set when it claims the record: its place among the first kFirstRecords
+  /// (each kernel's latest lanes are indexed by it), or kFirstRecords for records beyond them.
+  std::uint32_t index = 0;
 };
+
+/// Records the first threads claim; their indices name a latest lane in every kernel.
+inline constexpr std::uint32_t kFirstRecords = 256;
+
+/// One past the highest index of a first record ever claimed (a bound for scans of lanes).
+std::uint32_t first_records_used() noexcept;
 
 /// The calling thread's record; constant-initialised, so reading it needs no TLS guard.
 inline thread_local EpochRecord* t_epoch_record = nullptr;

@@ -40,6 +40,7 @@ Result<Notification> Kernel::wait_blocking(Handle h, Ticket after, WaitOptions o
     ReadGuard guard;
     core = state_->table.lookup(h);
     if (core == nullptr) return Errc::unknown_handle;
+    core->watch(state_->lanes);  // from here notifies publish in the cells and check for waiters
     Notification ready{};
     if (core->latest_after(after.seq, ready)) return ready;  // lock-free fast path
   }

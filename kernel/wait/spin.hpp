@@ -16,6 +16,16 @@ namespace herald::detail {
 inline constexpr unsigned kSpinPauses = 12;
 inline constexpr unsigned kSpinYields = 4;
 
+/// One round of a wait for another thread that is a few instructions from done (unless it was
+/// preempted): 2^round pauses for the first 8 rounds, then a sched_yield per round.
+inline void spin_backoff(unsigned round) noexcept {
+  if (round < 8) {
+    for (unsigned i = 0; i < (1u << round); ++i) cpu_relax();
+  } else {
+    std::this_thread::yield();
+  }
+}
+
 /// Polls `ready()` through the spin phase; true as soon as it returns true, false when the phase
 /// ends, `deadline` passes, or `give_up()` returns true.
 template <class Ready, class GiveUp>

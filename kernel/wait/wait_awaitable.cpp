@@ -35,6 +35,7 @@ bool WaitAwaitable::await_ready() noexcept {
       outcome_ = Errc::unknown_handle;
       return true;
     }
+    c->watch(kernel_->lanes);  // from here notifies publish in the cells and check for waiters
     if (observe_now_) {
       if (!c->observed(after_.seq)) {
         outcome_ = Errc::unknown_handle;  // being unregistered: as if it already were

@@ -165,6 +165,44 @@ TEST_SUITE("schedules: every interleaving of a scenario's race points") {
     MESSAGE(runs << " schedules");
   }
 
+  TEST_CASE("first waits against a notify that publishes in its lane: both get it, none hangs") {
+    // A multi-producer handle nobody has waited on: its notifies publish in the notifier's lane.
+    // The first wait marks the handle and gathers the lanes, the second waits for that; with
+    // `move`, the notifier then notifies another handle, which flushes its lane to the cells.
+    for (const bool move : {false, true}) {
+      CAPTURE(move);
+      struct Bare {
+        Kernel k;
+        Handle h = k.register_handle().value();
+        Handle other = k.register_handle().value();
+        std::optional<Result<Notification>> first;
+        std::optional<Result<Notification>> second;
+      };
+      const int runs = Schedule::explore(
+          [move] {
+            auto f = std::make_shared<Bare>();
+            return Schedule::Scenario{
+                {[f, move] {
+                   (void)f->k.notify(f->h, 7);
+                   if (move) (void)f->k.notify(f->other, 8);
+                 },
+                 [f] { f->first = f->k.wait_blocking(f->h, Ticket{0}, {.timeout = 3s}); },
+                 [f] { f->second = f->k.wait_blocking(f->h, Ticket{0}, {.timeout = 3s}); }},
+                [f](const std::string& schedule) {
+                  CAPTURE(schedule);
+                  for (const auto* got : {&f->first, &f->second}) {
+                    REQUIRE(got->has_value());
+                    REQUIRE((*got)->has_value());  // timed_out would be a missed notification
+                    CHECK((**got)->seq == 1);
+                    CHECK((**got)->arg == 7);
+                  }
+                }};
+          },
+          kMaxPoints);
+      MESSAGE(runs << " schedules");
+    }
+  }
+
   TEST_CASE(
       "a blocking wait against a stop and a notify: the notification or cancelled, never hung") {
     const int runs = Schedule::explore(

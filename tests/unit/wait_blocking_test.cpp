@@ -33,6 +33,43 @@ TEST_SUITE("wait_blocking") {
     CHECK(k.wait_blocking(h, Ticket{7}, {.timeout = 0ns}).error() == Errc::timed_out);
   }
 
+  TEST_CASE("the latest is found when its notifier moved on to another handle or exited") {
+    // Until a handle is first waited on, a multi-producer notify publishes its latest in the
+    // notifier thread's lane; the lane is flushed to the handle's cells when the thread notifies
+    // another handle, and outlives the thread.
+    Kernel k;
+    const Handle a = k.register_handle().value();
+    const Handle b = k.register_handle().value();
+    const Handle c = k.register_handle().value();
+    std::thread([&] {
+      (void)k.notify(a, 10);
+      (void)k.notify(a, 20);
+      (void)k.notify(b, 30);  // moves the lane from a to b
+    }).join();
+    const Notification got_a = k.wait_blocking(a, Ticket{0}, {.timeout = 0ns}).value();
+    CHECK(got_a.seq == 2);
+    CHECK(got_a.arg == 20);
+    std::thread([&] { (void)k.notify(c, 40); }).join();  // exits with c's latest in its lane
+    std::thread([&] {
+      (void)k.notify(b, 50);  // a new thread, perhaps with the exited one's lane
+    }).join();
+    const Notification got_c = k.wait_blocking(c, Ticket{0}, {.timeout = 0ns}).value();
+    CHECK(got_c.seq == 1);
+    CHECK(got_c.arg == 40);
+    const Notification got_b = k.wait_blocking(b, Ticket{1}, {.timeout = 0ns}).value();
+    CHECK(got_b.seq == 2);
+    CHECK(got_b.arg == 50);
+    // Watched now: later notifies go to the cells, and a parked waiter is woken by them.
+    std::thread late([&] {
+      std::this_thread::sleep_for(10ms);
+      (void)k.notify(a, 60);
+    });
+    const Notification again = k.wait_blocking(a, Ticket{2}, {.timeout = 5s}).value();
+    late.join();
+    CHECK(again.seq == 3);
+    CHECK(again.arg == 60);
+  }
+
   TEST_CASE("observe then wait has no lost wakeup") {
     Kernel k;
     const Handle h = k.register_handle().value();
