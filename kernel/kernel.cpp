@@ -29,12 +29,8 @@ KernelState::~KernelState() {
   // No notifier may run any more (the owner is destroying the kernel), and by contract no
   // Subscription or pending wait outlives it: free everything that is left.
   for (RetireShard& shard : retired_) {
-    HandleCore* core = shard.head.exchange(nullptr, std::memory_order_acquire);
-    while (core != nullptr) {
-      HandleCore* next = core->retired_next();
-      HandleCore::destroy(budget, core);
-      core = next;
-    }
+    std::size_t bytes = 0;
+    destroy_chain(shard.head.exchange(nullptr, std::memory_order_acquire), bytes);
   }
   const std::uint32_t used = table.used_slots();
   for (std::uint32_t i = 0; i < used; ++i) {
@@ -74,18 +70,23 @@ bool KernelState::reclaim_shard(RetireShard& shard) noexcept {
   // Every read section that could have looked up one of them (each was unpublished before it was
   // retired) has ended after this.
   synchronize_epoch();
-  std::size_t count = 0;
   std::size_t bytes = 0;
-  while (batch != nullptr) {
-    HandleCore* next = batch->retired_next();
-    bytes += batch->footprint();
-    ++count;
-    HandleCore::destroy(budget, batch);
-    batch = next;
-  }
+  const std::size_t count = destroy_chain(batch, bytes);
   shard.count.fetch_sub(count, std::memory_order_relaxed);
   shard.bytes.fetch_sub(bytes, std::memory_order_relaxed);
   return true;
+}
+
+std::size_t KernelState::destroy_chain(HandleCore* chain, std::size_t& bytes) noexcept {
+  std::size_t count = 0;
+  while (chain != nullptr) {
+    HandleCore* next = chain->retired_next();
+    bytes += chain->footprint();
+    ++count;
+    HandleCore::destroy(budget, chain);
+    chain = next;
+  }
+  return count;
 }
 
 bool KernelState::reclaim_retired() noexcept {

@@ -77,6 +77,9 @@ class KernelState {
   };
   /// Destroys the cores of a stack taken from `shard` after one grace period; false when empty.
   bool reclaim_shard(RetireShard& shard) noexcept;
+  /// Destroys a chain of retired cores (linked through retired_next()); returns how many, and
+  /// adds their footprints to `bytes`.
+  std::size_t destroy_chain(HandleCore* chain, std::size_t& bytes) noexcept;
   RetireShard retired_[kRetireShards];
 };
 

@@ -223,7 +223,7 @@ class HandleCore {
   HandleOptions options_;
   std::atomic<std::uint64_t> retired_delivered_{0};
   std::atomic<std::uint64_t> retired_dropped_{0};
-  HandleCore* retired_next_ = nullptr;  // KernelState's retired list (under its mutex)
+  HandleCore* retired_next_ = nullptr;  // KernelState's retired stacks (written before the push)
 #ifndef NDEBUG
   std::atomic<std::uint32_t> single_notifier_{0};  // Producers::single misuse detector
 #endif
