@@ -330,7 +330,7 @@ Result<NotifyReceipt> Kernel::notify(Handle h, std::int64_t arg) noexcept {
     }
   }
   // Returned as built: the receipt is written once, from registers (see HandleCore::notify).
-  Result<NotifyReceipt> receipt = core->notify(arg, lane);
+  Result<NotifyReceipt> receipt = core->notify(arg, lane, h);
   if (!receipt.has_value()) [[unlikely]]
     state_->rejected.fetch_add(1, std::memory_order_relaxed);
   return receipt;

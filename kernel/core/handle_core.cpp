@@ -80,7 +80,7 @@ void HandleCore::destroy(MemoryBudget& budget, HandleCore* core) noexcept {
   budget.deallocate(core, bytes);
 }
 
-Result<NotifyReceipt> HandleCore::notify(std::int64_t arg, LatestLane* lane) noexcept {
+Result<NotifyReceipt> HandleCore::notify(std::int64_t arg, LatestLane* lane, Handle self) noexcept {
   const bool single = producers_ == Producers::single;
 #ifndef NDEBUG
   assert((!single || single_notifier_.exchange(1, std::memory_order_acquire) == 0) &&
@@ -107,7 +107,7 @@ Result<NotifyReceipt> HandleCore::notify(std::int64_t arg, LatestLane* lane) noe
   if (single) {
     latest_.publish_single(seq, arg);  // the only writer of the cells
   } else if (lane != nullptr && !watched) {
-    lane->write(handle().raw(), seq, arg);  // plain stores on this thread's own line
+    lane->write(self.raw(), seq, arg);  // plain stores on this thread's own line
   } else {
     if (!latest_.publish_multi(seq, arg)) [[unlikely]]
       publish_locked(Notification{seq, arg});

@@ -55,9 +55,9 @@ class HandleCore {
   /// lock (but in the latest-cells fallback). O(subscribers + parked coroutine waits).
   /// unknown_handle when unregister has closed the handle (order_notifiers()). `lane`: the
   /// calling thread's latest lane (multi-producer only; nullptr: the cells), where the latest is
-  /// published while no waiter has watched the handle; the caller has flushed what it held for
-  /// another handle.
-  Result<NotifyReceipt> notify(std::int64_t arg, LatestLane* lane) noexcept;
+  /// published while no waiter has watched the handle, under `self` (this handle, which the
+  /// caller looked up); the caller has flushed what the lane held for another handle.
+  Result<NotifyReceipt> notify(std::int64_t arg, LatestLane* lane, Handle self) noexcept;
   /// The highest seq assigned so far, into `out`; false once unregister has closed the handle
   /// (the word then also counts refused notifies).
   bool observed(std::uint64_t& out) const noexcept {

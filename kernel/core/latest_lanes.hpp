@@ -30,7 +30,9 @@ struct alignas(kCacheLine) LatestLane {
     const std::uint32_t v = version.load(std::memory_order_relaxed);
     version.store(v + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
-    handle.store(h, std::memory_order_relaxed);
+    // Usually the same handle as last time: one store fewer for the next locked instruction to
+    // drain.
+    if (handle.load(std::memory_order_relaxed) != h) handle.store(h, std::memory_order_relaxed);
     seq.store(s, std::memory_order_relaxed);
     arg.store(a, std::memory_order_relaxed);
     version.store(v + 2, std::memory_order_release);
