@@ -14,6 +14,7 @@ namespace herald {
 using detail::HandleCore;
 using detail::HandleTable;
 using detail::ReadGuard;
+using detail::ReadSection;
 using detail::SubscriberList;
 using detail::SubscriptionRecord;
 
@@ -312,28 +313,54 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
   return Subscription(state_, h, record);
 }
 
+namespace {
+
+/// A thread's first notify claims its epoch record.
+[[gnu::noinline]] Result<NotifyReceipt> notify_claiming(Kernel& kernel, Handle h,
+                                                        std::int64_t arg) noexcept {
+  detail::claim_epoch_record();
+  return kernel.notify(h, arg);
+}
+
+/// A notify whose lane holds another handle's latest: flushes it first.
+[[gnu::noinline]] Result<NotifyReceipt> notify_flushing(detail::KernelState& s, HandleCore* core,
+                                                        detail::LatestLane& lane, Handle h,
+                                                        std::int64_t arg,
+                                                        ReadSection section) noexcept {
+  s.flush_lane(lane);
+  return core->notify(arg, &lane, h, s.rejected, section);
+}
+
+}  // namespace
+
+// The common path (a live handle, no subscription, no watcher, the lane holding this handle or
+// nothing) makes no call: every unusual case ends in an out-of-line call that finishes the
+// notify and leaves the read section (notify_claiming(), notify_flushing(), publish_and_deliver()).
+// Its stores are the section's two, the lane's and the receipt's, and the saved registers of the
+// frame; every one is a store the next notify's locked instruction waits to drain.
 Result<NotifyReceipt> Kernel::notify(Handle h, std::int64_t arg) noexcept {
-  ReadGuard guard;
-  HandleCore* core = state_->table.lookup(h);
+  detail::EpochRecord* record = detail::t_epoch_record;
+  if (record == nullptr) [[unlikely]]
+    return notify_claiming(*this, h, arg);
+  const ReadSection section = ReadSection::enter(record);
+  detail::KernelState& s = *state_;
+  HandleCore* core = s.table.lookup(h);
   HERALD_RACE_POINT("notify.looked_up");  // looked up: unregister may start now
   if (core == nullptr) [[unlikely]] {
-    state_->rejected.fetch_add(1, std::memory_order_relaxed);
+    s.rejected.fetch_add(1, std::memory_order_relaxed);
+    section.leave();
     return Errc::unknown_handle;
   }
   detail::LatestLane* lane = nullptr;
   if (!core->single_producer()) {
-    lane = state_->lanes.mine();
+    lane = s.lanes.of(*record);
     if (lane != nullptr) {
       const std::uint64_t held = lane->owner_handle();
       if (held != h.raw() && held != 0) [[unlikely]]
-        state_->flush_lane(*lane);
+        return notify_flushing(s, core, *lane, h, arg, section);
     }
   }
-  // Returned as built: the receipt is written once, from registers (see HandleCore::notify).
-  Result<NotifyReceipt> receipt = core->notify(arg, lane, h);
-  if (!receipt.has_value()) [[unlikely]]
-    state_->rejected.fetch_add(1, std::memory_order_relaxed);
-  return receipt;
+  return core->notify(arg, lane, h, s.rejected, section);
 }
 
 Result<Ticket> Kernel::observe(Handle h) const noexcept {

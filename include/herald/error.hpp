@@ -47,51 +47,55 @@ class [[nodiscard]] Result {
 
   Result() noexcept(
       std::is_nothrow_default_constructible_v<T>) requires std::is_default_constructible_v<T>
-      : has_value_(true) {
+      : status_(kHasValue) {
     ::new (static_cast<void*>(&value_)) T();
   }
-  Result(Errc e) noexcept : error_(e), has_value_(false) {}  // NOLINT(google-explicit-constructor)
+  Result(Errc e) noexcept : status_(status_of(e)) {}  // NOLINT(google-explicit-constructor)
   Result(const T& v) noexcept(std::is_nothrow_copy_constructible_v<T>)  // NOLINT
-      : has_value_(true) {
+      : status_(kHasValue) {
     ::new (static_cast<void*>(&value_)) T(v);
   }
   Result(T&& v) noexcept(std::is_nothrow_move_constructible_v<T>)  // NOLINT
-      : has_value_(true) {
+      : status_(kHasValue) {
     ::new (static_cast<void*>(&value_)) T(std::move(v));
   }
-  Result(const Result& o) noexcept(std::is_nothrow_copy_constructible_v<T>)
-      : error_(o.error_), has_value_(o.has_value_) {
-    if (has_value_) ::new (static_cast<void*>(&value_)) T(o.value_);
+  /// Constructs the value in place from `args` (braced, so an aggregate takes its fields), as
+  /// std::expected's in_place constructor: no temporary T to copy.
+  template <class... Args>
+  explicit Result(std::in_place_t /*tag*/,
+                  Args&&... args) noexcept(noexcept(T{std::forward<Args>(args)...}))
+      : status_(kHasValue) {
+    ::new (static_cast<void*>(&value_)) T{std::forward<Args>(args)...};
   }
-  Result(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>)
-      : error_(o.error_), has_value_(o.has_value_) {
-    if (has_value_) ::new (static_cast<void*>(&value_)) T(std::move(o.value_));
+  Result(const Result& o) noexcept(std::is_nothrow_copy_constructible_v<T>) : status_(o.status_) {
+    if (has_value()) ::new (static_cast<void*>(&value_)) T(o.value_);
+  }
+  Result(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>) : status_(o.status_) {
+    if (has_value()) ::new (static_cast<void*>(&value_)) T(std::move(o.value_));
   }
   Result& operator=(const Result& o) {
     if (this != &o) {
       destroy();
-      error_ = o.error_;
-      has_value_ = o.has_value_;
-      if (has_value_) ::new (static_cast<void*>(&value_)) T(o.value_);
+      status_ = o.status_;
+      if (has_value()) ::new (static_cast<void*>(&value_)) T(o.value_);
     }
     return *this;
   }
   Result& operator=(Result&& o) noexcept(std::is_nothrow_move_constructible_v<T>) {
     if (this != &o) {
       destroy();
-      error_ = o.error_;
-      has_value_ = o.has_value_;
-      if (has_value_) ::new (static_cast<void*>(&value_)) T(std::move(o.value_));
+      status_ = o.status_;
+      if (has_value()) ::new (static_cast<void*>(&value_)) T(std::move(o.value_));
     }
     return *this;
   }
   ~Result() { destroy(); }
 
-  bool has_value() const noexcept { return has_value_; }
-  explicit operator bool() const noexcept { return has_value_; }
+  bool has_value() const noexcept { return status_ == kHasValue; }
+  explicit operator bool() const noexcept { return has_value(); }
 
   /// The error; meaningful only when !has_value().
-  Errc error() const noexcept { return error_; }
+  Errc error() const noexcept { return static_cast<Errc>(static_cast<std::uint32_t>(status_)); }
 
   T& value() & {
     check();
@@ -111,11 +115,11 @@ class [[nodiscard]] Result {
   }
   template <class U>
   T value_or(U&& fallback) const& {
-    return has_value_ ? value_ : static_cast<T>(std::forward<U>(fallback));
+    return has_value() ? value_ : static_cast<T>(std::forward<U>(fallback));
   }
   template <class U>
   T value_or(U&& fallback) && {
-    return has_value_ ? std::move(value_) : static_cast<T>(std::forward<U>(fallback));
+    return has_value() ? std::move(value_) : static_cast<T>(std::forward<U>(fallback));
   }
 
   /// Unchecked access, as std::expected: the caller has tested has_value().
@@ -127,17 +131,22 @@ class [[nodiscard]] Result {
 
  private:
   void check() const {
-    if (!has_value_) detail::throw_bad_result_access(error_);
+    if (!has_value()) detail::throw_bad_result_access(error());
   }
   void destroy() noexcept {
-    if (has_value_) value_.~T();
+    if (has_value()) value_.~T();
+  }
+
+  // The status is one word, written with one store: kHasValue, or the error.
+  static constexpr std::uint64_t kHasValue = std::uint64_t{1} << 32;
+  static constexpr std::uint64_t status_of(Errc e) noexcept {
+    return static_cast<std::uint32_t>(e);
   }
 
   union {
     T value_;
   };
-  Errc error_{};
-  bool has_value_;
+  std::uint64_t status_;
 };
 
 /// Success or an Errc.

@@ -80,85 +80,21 @@ void HandleCore::destroy(MemoryBudget& budget, HandleCore* core) noexcept {
   budget.deallocate(core, bytes);
 }
 
-Result<NotifyReceipt> HandleCore::notify(std::int64_t arg, LatestLane* lane, Handle self) noexcept {
-  const bool single = producers_ == Producers::single;
-#ifndef NDEBUG
-  assert((!single || single_notifier_.exchange(1, std::memory_order_acquire) == 0) &&
-         "two threads notified a Producers::single handle at once");
-#endif
-  // One RMW in both modes (uncontended with one producer). release: observe() (acquire) then
-  // sees every write made before this notify(), which the observe -> check -> wait pattern relies
-  // on, and the control plane's order_notifiers() sees this read section's announcement.
-  // acquire: pairs with order_notifiers(), so a list it published is the one loaded below.
-  // (The same instruction as relaxed on x86.)
-  const std::uint64_t old = seq_.fetch_add(1, std::memory_order_acq_rel);
-  if ((old & kSeqClosed) != 0) [[unlikely]] {
-#ifndef NDEBUG
-    if (single) single_notifier_.store(0, std::memory_order_release);
-#endif
-    return Errc::unknown_handle;  // unregister closed it first: refused, nothing published
-  }
-  const std::uint64_t seq = (old & kSeqMask) + 1;
-  // Watched: a waiter may be parked or about to park, and finds the latest in the cells; this
-  // notify must then check for waiters after its fence. Not watched: the first waiter gathers
-  // what this notify publishes below, wherever it is (watch_slow()).
-  const bool watched = (old & kSeqWatched) != 0;
-  HERALD_RACE_POINT("notify.took_seq");  // seq taken, latest not yet published
-  if (single) {
-    latest_.publish_single(seq, arg);  // the only writer of the cells
-  } else if (lane != nullptr && !watched) {
-    lane->write(self.raw(), seq, arg);  // plain stores on this thread's own line
-  } else {
-    if (!latest_.publish_multi(seq, arg)) [[unlikely]]
-      publish_locked(Notification{seq, arg});
-    // Its contents were flushed or gathered already; emptied, the lane is not flushed again.
-    if (lane != nullptr && lane->owner_handle() != 0) [[unlikely]]
-      lane->write(0, 0, 0);
-  }
-  HERALD_RACE_POINT(
-      "notify.published");  // seq taken, latest published, subscriptions not yet pushed
-  const Notification n{seq, arg};
-
-  // The counts stay in registers and the receipt is written once, at the end: a caller reading a
-  // receipt assembled from narrower stores would stall until the store buffer drained, and with
-  // it the stores to ring slots that the consumer's core holds.
-  std::uint32_t delivered = 0;
-  std::uint32_t dropped = 0;
-  // seq_cst: a notify that starts after subscribe() returned sees its ring; the list stays
-  // allocated until this read section ends (order_notifiers(), PROTOCOLS.md §4).
+Result<NotifyReceipt> HandleCore::publish_and_deliver(Notification n, LatestLane* lane,
+                                                      bool watched, ReadSection section) noexcept {
+  if (!latest_.publish_multi(n.seq, n.arg)) [[unlikely]]
+    publish_locked(n);
+  // Its contents were flushed or gathered already; emptied, the lane is not flushed again.
+  if (lane != nullptr && lane->owner_handle() != 0) [[unlikely]]
+    lane->write(0, 0, 0);
+  HERALD_RACE_POINT("notify.published");  // latest published, subscriptions not yet pushed
+  // seq_cst: as in notify().
   SubscriberList* subs = subs_.load(std::memory_order_seq_cst);
-  if (subs != nullptr) {
-    SubscriptionRecord* const* record = subs->records;
-    SubscriptionRecord* const* end = record + subs->count;
-    for (; record != end; ++record) {
-      SubscriptionRing& ring = (*record)->ring;
-      const bool stored = single ? ring.push_single(n) : ring.push_multi(n);
-      delivered += stored ? 1 : 0;
-      dropped += stored ? 0 : 1;
-    }
+  if (subs == nullptr && !watched) {
+    section.leave();
+    return Result<NotifyReceipt>(std::in_place, n.seq, 0U, 0U, 0U);
   }
-
-  HERALD_RACE_POINT("notify.pushed");  // pushed, parked waiters/consumers not yet checked
-  std::uint32_t woken = 0;
-  // Nobody to wake unless a waiter has watched the handle (a waiter counts itself in only after
-  // watch()) or a subscription's consumer may have parked.
-  if (watched || subs != nullptr) {
-    // seq_cst fence: the Dekker pair of enlist()'s fence and of ConsumerParker::park_*():
-    // either they see what we published above, or we see them parked below.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    // relaxed: the fence above orders it (the Dekker pair); it is on the line notify already
-    // holds.
-    const std::uint64_t w = wake_.load(std::memory_order_relaxed);
-    if ((w & kWaiterMask) != 0) [[unlikely]]
-      woken = wake_waiters(n, w);
-    if (subs != nullptr) {
-      for (std::uint32_t i = 0; i < subs->count; ++i) subs->records[i]->parker.wake_if_parked();
-    }
-  }
-#ifndef NDEBUG
-  if (single) single_notifier_.store(0, std::memory_order_release);
-#endif
-  return NotifyReceipt{seq, delivered, dropped, woken};
+  return deliver<false>(n, subs, watched, section);
 }
 
 void HandleCore::watch_slow(const LatestLanes& lanes) noexcept {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -15,6 +16,8 @@
 #include "herald/options.hpp"
 #include "herald/records.hpp"
 #include "memory/memory_budget.hpp"
+#include "race_point.hpp"
+#include "reclaim/epoch.hpp"
 #include "subscription/subscription_record.hpp"
 
 namespace herald::detail {
@@ -53,11 +56,31 @@ class HandleCore {
 
   /// Any thread (one at a time for Producers::single). Never blocks, never allocates, takes no
   /// lock (but in the latest-cells fallback). O(subscribers + parked coroutine waits).
-  /// unknown_handle when unregister has closed the handle (order_notifiers()). `lane`: the
-  /// calling thread's latest lane (multi-producer only; nullptr: the cells), where the latest is
-  /// published while no waiter has watched the handle, under `self` (this handle, which the
-  /// caller looked up); the caller has flushed what the lane held for another handle.
-  Result<NotifyReceipt> notify(std::int64_t arg, LatestLane* lane, Handle self) noexcept;
+  /// unknown_handle when unregister has closed the handle (order_notifiers()), counted in
+  /// `rejected` (the kernel's count). `lane`: the calling thread's latest lane (multi-producer
+  /// only; nullptr: the cells), where the latest is published while no waiter has watched the
+  /// handle, under `self` (this handle, which the caller looked up); the caller has flushed what
+  /// the lane held for another handle. Called inside `section`, and leaves it before returning.
+  [[gnu::always_inline]] Result<NotifyReceipt> notify(std::int64_t arg, LatestLane* lane,
+                                                      Handle self,
+                                                      std::atomic<std::uint64_t>& rejected,
+                                                      ReadSection section) noexcept;
+  /// What notify_quick() did, and what is left of the notify.
+  struct Quick {
+    std::uint64_t old;     // the seq word before this notify's fetch_add
+    SubscriberList* subs;  // with Left::deliver: the list loaded after publishing (or nullptr)
+    enum class Left : std::uint8_t {
+      nothing,  // done: published, nobody to push to or wake
+      refused,  // the handle is closed: nothing published (the caller counts it)
+      publish,  // multi-producer, watched or without a lane: the cells, then as deliver
+      deliver,  // published; subscriptions to push to, or waiters to check for
+    } left;
+    std::uint64_t seq() const noexcept { return (old & kSeqMask) + 1; }
+  };
+  /// notify()'s first half, which makes no call: takes the seq and, in the common cases,
+  /// publishes the latest in the cells (single producer) or the lane (multi, not watched).
+  [[gnu::always_inline]] Quick notify_quick(std::int64_t arg, LatestLane* lane,
+                                            Handle self) noexcept;
   /// The highest seq assigned so far, into `out`; false once unregister has closed the handle
   /// (the word then also counts refused notifies).
   bool observed(std::uint64_t& out) const noexcept {
@@ -192,6 +215,16 @@ class HandleCore {
  private:
   HandleCore(std::uint32_t index, std::uint32_t generation, const HandleOptions& options) noexcept;
   [[gnu::noinline]] void publish_locked(Notification n) noexcept;
+  /// The rest of a notify that notify_quick() left with publish or deliver; each ends the read
+  /// section and returns the receipt. publish_and_deliver(): publishes in the cells (out of
+  /// line: a multi-producer notify on a watched handle, or from a thread without a lane), then as
+  /// deliver(): pushes to the subscriptions, fences, wakes.
+  [[gnu::noinline]] Result<NotifyReceipt> publish_and_deliver(Notification n, LatestLane* lane,
+                                                              bool watched,
+                                                              ReadSection section) noexcept;
+  template <bool kSingle>  // the handle's producer mode
+  [[gnu::always_inline]] Result<NotifyReceipt> deliver(Notification n, SubscriberList* subs,
+                                                       bool watched, ReadSection section) noexcept;
   [[gnu::noinline]] void watch_slow(const LatestLanes& lanes) noexcept;
   [[gnu::noinline]] std::uint32_t wake_waiters(Notification n, std::uint64_t w) noexcept;
   /// Detaches the coroutine list, completes the nodes `n` satisfies (every node when `closing`),
@@ -234,5 +267,120 @@ class HandleCore {
   Notification locked_latest_{};          // under mutex_: publish_locked() fallback
   std::atomic<bool> locked_used_{false};  // set once publish_locked() has run
 };
+
+inline HandleCore::Quick HandleCore::notify_quick(std::int64_t arg, LatestLane* lane,
+                                                  Handle self) noexcept {
+  const bool single = producers_ == Producers::single;
+#ifndef NDEBUG
+  assert((!single || single_notifier_.exchange(1, std::memory_order_acquire) == 0) &&
+         "two threads notified a Producers::single handle at once");
+#endif
+  // One RMW in both modes (uncontended with one producer). release: observe() (acquire) then
+  // sees every write made before this notify(), which the observe -> check -> wait pattern relies
+  // on, and the control plane's order_notifiers() sees this read section's announcement.
+  // acquire: pairs with order_notifiers(), so a list it published is the one loaded below.
+  // (The same instruction as relaxed on x86.)
+  Quick q{seq_.fetch_add(1, std::memory_order_acq_rel), nullptr, Quick::Left::nothing};
+  if ((q.old & kSeqClosed) != 0) [[unlikely]] {
+#ifndef NDEBUG
+    if (single) single_notifier_.store(0, std::memory_order_release);
+#endif
+    q.left = Quick::Left::refused;  // unregister closed it first: refused, nothing published
+    return q;
+  }
+  // Watched: a waiter may be parked or about to park, and finds the latest in the cells; this
+  // notify must then check for waiters after its fence. Not watched: the first waiter gathers
+  // what this notify publishes below, wherever it is (watch_slow()).
+  const bool watched = (q.old & kSeqWatched) != 0;
+  HERALD_RACE_POINT("notify.took_seq");  // seq taken, latest not yet published
+  if (single) {
+    latest_.publish_single(q.seq(), arg);  // the only writer of the cells
+  } else if (lane != nullptr && !watched) [[likely]] {
+    lane->write(self.raw(), q.seq(), arg);  // plain stores on this thread's own line
+  } else {
+    q.left = Quick::Left::publish;
+    return q;
+  }
+  HERALD_RACE_POINT("notify.published");  // latest published, subscriptions not yet pushed
+  // seq_cst: a notify that starts after subscribe() returned sees its ring; the list stays
+  // allocated until this read section ends (order_notifiers(), PROTOCOLS.md §4).
+  q.subs = subs_.load(std::memory_order_seq_cst);
+  // Nobody to push to or wake unless a subscription exists or a waiter has watched the handle (a
+  // waiter counts itself in only after watch()).
+  if (q.subs != nullptr || watched) [[unlikely]] {
+    q.left = Quick::Left::deliver;
+    return q;
+  }
+#ifndef NDEBUG
+  if (single) single_notifier_.store(0, std::memory_order_release);
+#endif
+  return q;
+}
+
+inline Result<NotifyReceipt> HandleCore::notify(std::int64_t arg, LatestLane* lane, Handle self,
+                                                std::atomic<std::uint64_t>& rejected,
+                                                ReadSection section) noexcept {
+  const Quick q = notify_quick(arg, lane, self);
+  switch (q.left) {
+    case Quick::Left::nothing:
+      section.leave();
+      return Result<NotifyReceipt>(std::in_place, q.seq(), 0U, 0U, 0U);
+    case Quick::Left::refused:
+      rejected.fetch_add(1, std::memory_order_relaxed);  // a count only: relaxed
+      section.leave();
+      return Errc::unknown_handle;
+    case Quick::Left::publish:
+      return publish_and_deliver(Notification{q.seq(), arg}, lane, (q.old & kSeqWatched) != 0,
+                                 section);
+    case Quick::Left::deliver:
+    default:
+      // Inline: its stores (and those of another frame) would all drain at its fence.
+      return single_producer() ? deliver<true>(Notification{q.seq(), arg}, q.subs,
+                                               (q.old & kSeqWatched) != 0, section)
+                               : deliver<false>(Notification{q.seq(), arg}, q.subs,
+                                                (q.old & kSeqWatched) != 0, section);
+  }
+}
+
+template <bool kSingle>
+inline Result<NotifyReceipt> HandleCore::deliver(Notification n, SubscriberList* subs, bool watched,
+                                                 ReadSection section) noexcept {
+  // The counts stay in registers and the receipt is written once, at the end: a caller reading a
+  // receipt assembled from narrower stores would stall until the store buffer drained, and with
+  // it the stores to ring slots that the consumer's core holds.
+  std::uint32_t delivered = 0;
+  std::uint32_t dropped = 0;
+  if (subs != nullptr) {
+    SubscriptionRecord* const* record = subs->records;
+    SubscriptionRecord* const* end = record + subs->count;
+    for (; record != end; ++record) {
+      SubscriptionRing& ring = (*record)->ring;
+      const bool stored = kSingle ? ring.push_single(n) : ring.push_multi(n);
+      delivered += stored ? 1 : 0;
+      dropped += stored ? 0 : 1;
+    }
+  }
+
+  HERALD_RACE_POINT("notify.pushed");  // pushed, parked waiters/consumers not yet checked
+  // seq_cst fence: the Dekker pair of enlist()'s fence and of ConsumerParker::park_*(): either
+  // they see what we published above, or we see them parked below.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::uint32_t woken = 0;
+  if (watched) {
+    // relaxed: the fence above orders it (the Dekker pair); it is on the line notify already
+    // holds.
+    const std::uint64_t w = wake_.load(std::memory_order_relaxed);
+    if ((w & kWaiterMask) != 0) [[unlikely]]
+      woken = wake_waiters(n, w);
+  }
+  if (subs != nullptr) {
+    for (std::uint32_t i = 0; i < subs->count; ++i) subs->records[i]->parker.wake_if_parked();
+  }
+#ifndef NDEBUG
+  if (kSingle) single_notifier_.store(0, std::memory_order_release);
+#endif
+  section.leave();
+  return Result<NotifyReceipt>(std::in_place, n.seq, delivered, dropped, woken);
+}
 
 }  // namespace herald::detail

@@ -60,10 +60,10 @@ class LatestLanes {
  public:
   LatestLanes() : lanes_(new LatestLane[kFirstRecords]) {}  // throws (construction only)
 
-  /// The calling thread's lane, inside a ReadGuard (which claimed its record); nullptr when its
-  /// record is not among the first.
-  LatestLane* mine() noexcept {
-    const std::uint32_t i = t_epoch_record->index;
+  /// The lane of the thread that owns `record` (the calling thread's, from its ReadGuard); nullptr
+  /// when its record is not among the first.
+  LatestLane* of(const EpochRecord& record) noexcept {
+    const std::uint32_t i = record.index;
     return i < kFirstRecords ? &lanes_[i] : nullptr;
   }
   /// Every lane a thread may have written.

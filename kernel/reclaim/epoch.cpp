@@ -32,7 +32,7 @@ std::atomic<std::size_t> g_first_block_used{0};
 struct RecordReleaser {
   ~RecordReleaser() {
     if (EpochRecord* r = t_epoch_record) {
-      assert(r->depth == 0 && "thread exits inside a read section");
+      assert(!r->inside() && "thread exits inside a read section");
       t_epoch_record = nullptr;
       // release: the next owner's accesses follow this thread's last exit store.
       r->in_use.store(false, std::memory_order_release);
@@ -157,7 +157,7 @@ void init_epoch_domain() noexcept {
 }
 
 void synchronize_epoch() noexcept {
-  assert((t_epoch_record == nullptr || t_epoch_record->depth == 0) &&
+  assert((t_epoch_record == nullptr || !t_epoch_record->inside()) &&
          "synchronize_epoch inside a read section would wait for itself");
   if (epoch_asymmetric()) {
     // Registered in init_epoch_domain(), so it cannot fail with EPERM; any other failure would
@@ -168,7 +168,7 @@ void synchronize_epoch() noexcept {
 }
 
 void wait_for_sections() noexcept {
-  assert((t_epoch_record == nullptr || t_epoch_record->depth == 0) &&
+  assert((t_epoch_record == nullptr || !t_epoch_record->inside()) &&
          "wait_for_sections inside a read section would wait for itself");
   scan_and_wait();
 }

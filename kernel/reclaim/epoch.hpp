@@ -14,10 +14,12 @@ struct alignas(kCacheLine) EpochRecord {
   /// has ended once the value changes.
   std::atomic<std::uint64_t> state{0};
   std::atomic<bool> in_use{false};
-  std::uint32_t depth = 0;  // owner thread only: read sections nest
   /// Owner thread only, set when it claims the record: its place among the first kFirstRecords
   /// (each kernel's latest lanes are indexed by it), or kFirstRecords for records beyond them.
   std::uint32_t index = 0;
+
+  /// Owner thread only: whether it is inside a read section now.
+  bool inside() const noexcept { return (state.load(std::memory_order_relaxed) & 1) != 0; }
 };
 
 /// Records the first threads claim; their indices name a latest lane in every kernel.
@@ -48,6 +50,47 @@ inline bool epoch_asymmetric() noexcept {
   // construction happens-before every use of it).
   return g_epoch_asymmetric.load(std::memory_order_relaxed);
 }
+
+/// A read section entered and left by hand: what ReadGuard does in its constructor and
+/// destructor, for notify(), whose unusual paths end in calls that leave the section themselves,
+/// so that its common path needs no stack frame (see Kernel::notify). Two words, passed in
+/// registers.
+struct ReadSection {
+  EpochRecord* record;
+  bool owner;  // this section began it (it was not nested in another)
+
+  /// The calling thread's record must be claimed already (t_epoch_record != nullptr).
+  [[gnu::always_inline]] static ReadSection enter(EpochRecord* r) noexcept {
+    // relaxed load: only this thread writes the record. Odd: an enclosing section (a guard
+    // further up this thread's stack, or the code a signal handler interrupted) announced it
+    // already and ends it. Sections nest without a depth count: a section only ends what it
+    // began. (A signal handler that runs between this load and the store below begins and ends
+    // its own section; the store then writes its odd value again, which a scan that read it
+    // takes as still in progress: it waits longer, never less.)
+    const std::uint64_t s = r->state.load(std::memory_order_relaxed);
+    const bool owner = (s & 1) == 0;
+    if (owner) [[likely]] {
+      if (epoch_asymmetric()) [[likely]] {
+        // release: a scan that reads it also sees the exit store before it (see ReadGuard);
+        // the writer's membarrier provides the store-load order.
+        r->state.store(s + 1, std::memory_order_release);
+      } else {
+        // seq_cst exchange: the announcement precedes this thread's later loads of published
+        // pointers in S (see ReadGuard).
+        r->state.exchange(s + 1, std::memory_order_seq_cst);
+      }
+    }
+    return ReadSection{r, owner};
+  }
+  [[gnu::always_inline]] void leave() const noexcept {
+    if (owner) [[likely]] {
+      // release: every access made inside the section happens-before the writer's free, which
+      // follows its acquire (seq_cst) load of this even value.
+      record->state.store(record->state.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_release);
+    }
+  }
+};
 
 /// Grace-period reclamation for the data plane: notify() and the waits run inside a ReadGuard;
 /// the control plane unpublishes a handle's core, and frees it after a grace period
@@ -82,38 +125,23 @@ inline bool epoch_asymmetric() noexcept {
 /// cache line; no shared write.
 class ReadGuard {
  public:
-  [[gnu::always_inline]] ReadGuard() noexcept {
-    EpochRecord* r = t_epoch_record;
-    if (r == nullptr) [[unlikely]]
-      r = claim_epoch_record();
-    record_ = r;
-    if (r->depth++ == 0) {
-      // relaxed load: only this thread writes the record.
-      const std::uint64_t odd = r->state.load(std::memory_order_relaxed) + 1;
-      if (epoch_asymmetric()) {
-        // release: a scan that reads it also sees the exit store before it (see the class
-        // comment); the writer's membarrier provides the store-load order.
-        r->state.store(odd, std::memory_order_release);
-      } else {
-        // seq_cst exchange: the announcement precedes this thread's later loads of published
-        // pointers in S (see the class comment).
-        r->state.exchange(odd, std::memory_order_seq_cst);
-      }
-    }
-  }
-  [[gnu::always_inline]] ~ReadGuard() {
-    if (--record_->depth == 0) {
-      // release: every access made inside the section happens-before the writer's free, which
-      // follows its acquire (seq_cst) load of this even value.
-      record_->state.store(record_->state.load(std::memory_order_relaxed) + 1,
-                           std::memory_order_release);
-    }
-  }
+  [[gnu::always_inline]] ReadGuard() noexcept : section_(ReadSection::enter(claimed_record())) {}
+  [[gnu::always_inline]] ~ReadGuard() { section_.leave(); }
   ReadGuard(const ReadGuard&) = delete;
   ReadGuard& operator=(const ReadGuard&) = delete;
 
+  /// The calling thread's record (its index names the thread's latest lane in every kernel).
+  const EpochRecord& record() const noexcept { return *section_.record; }
+
  private:
-  EpochRecord* record_;
+  [[gnu::always_inline]] static EpochRecord* claimed_record() noexcept {
+    EpochRecord* r = t_epoch_record;
+    if (r == nullptr) [[unlikely]]
+      r = claim_epoch_record();
+    return r;
+  }
+
+  ReadSection section_;
 };
 
 /// Waits for every read section visible as in progress to end: the scan of synchronize_epoch()

@@ -8,6 +8,7 @@
 #include "config.hpp"
 #include "herald/options.hpp"
 #include "herald/records.hpp"
+#include "race_point.hpp"
 
 namespace herald::detail {
 
@@ -154,5 +155,65 @@ class SubscriptionRing {
   const Overflow overflow_;
   const Producers producers_;
 };
+
+// Inline: notify()'s delivery loop calls it for every subscription.
+inline bool SubscriptionRing::push_single(Notification n) noexcept {
+  // acquire: pairs with the release in keep_aside(); only routes, reads no side data.
+  if (overflow_ == Overflow::keep_latest && side_full_.load(std::memory_order_acquire) != 0)
+    return keep_aside(n);
+  const std::uint64_t t = tail_.load(std::memory_order_relaxed);  // only this producer writes it
+  if (t - head_cache_ >= capacity_) {
+    // (1s) acquire: pairs with (4s) in the pops, so the consumer's reads of every slot below
+    // head are done before we overwrite one.
+    head_cache_ = head_.load(std::memory_order_acquire);
+    if (t - head_cache_ >= capacity_) {
+      if (overflow_ == Overflow::keep_latest) return keep_aside(n);
+      // One producer: a plain increment is enough; readers take snapshots.
+      dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      return false;
+    }
+  }
+  SeqSlot& slot = seq_slots()[t & mask_];
+  slot.arg = n.arg;
+  slot.seq.store(n.seq, std::memory_order_release);  // (2s) publishes; pairs with (3s)
+  // relaxed: for size() snapshots, and for take_aside(), which reads it under the side lock
+  // that a later keep_aside() of this producer releases.
+  tail_.store(t + 1, std::memory_order_relaxed);
+  return true;
+}
+
+inline bool SubscriptionRing::push_multi(Notification n) noexcept {
+  // acquire: as in push_single, pairs with the release in keep_aside(). It only routes: once an
+  // item is aside, every later push goes aside too (FIFO per notifier); the side fields
+  // themselves are read and written under side_lock_.
+  if (overflow_ == Overflow::keep_latest && side_full_.load(std::memory_order_acquire) != 0)
+    return keep_aside(n);
+  std::uint64_t t = tail_.load(std::memory_order_relaxed);
+  for (;;) {
+    Slot& slot = slots()[t & mask_];
+    // (1) acquire: as in push_single.
+    const std::uint64_t turn = slot.turn.load(std::memory_order_acquire);
+    const auto lag = static_cast<std::int64_t>(turn - free_turn(t));
+    if (lag == 0) {
+      // relaxed: the CAS only makes the claim of position t unique; the item is published by (2)
+      // and the slot was freed for us by (4), which (1) acquired.
+      if (tail_.compare_exchange_weak(t, t + 1, std::memory_order_relaxed)) {
+        HERALD_RACE_POINT(
+            "ring.claimed");  // claimed, not yet written: the consumer must wait behind it
+        slot.seq = n.seq;
+        slot.arg = n.arg;
+        slot.turn.store(free_turn(t) + 1, std::memory_order_release);  // (2)
+        return true;
+      }
+    } else if (lag < 0) {
+      // The slot still holds the previous lap's item: full.
+      if (overflow_ == Overflow::keep_latest) return keep_aside(n);
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    } else {
+      t = tail_.load(std::memory_order_relaxed);  // another producer claimed t
+    }
+  }
+}
 
 }  // namespace herald::detail

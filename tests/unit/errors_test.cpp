@@ -3,6 +3,9 @@
 #include <string>
 #include <system_error>
 #include <type_traits>
+#include <utility>
+
+#include <herald/records.hpp>
 
 #include "test_support.hpp"
 
@@ -45,6 +48,31 @@ TEST_SUITE("errors") {
     Result<void> failed = Errc::closed;
     CHECK(failed.error() == Errc::closed);
     CHECK_THROWS_AS(failed.value(), std::system_error);
+  }
+
+  TEST_CASE("Result builds its value in place, and its status survives copies and assignment") {
+    const Result<NotifyReceipt> built(std::in_place, std::uint64_t{41}, 2U, 3U, 4U);
+    REQUIRE(built.has_value());
+    CHECK(built->seq == 41);
+    CHECK(built->delivered == 2);
+    CHECK(built->dropped == 3);
+    CHECK(built->woken == 4);
+    CHECK(sizeof(Result<NotifyReceipt>) == 32);  // a receipt and one status word
+
+    Result<NotifyReceipt> copy = built;
+    CHECK(copy.has_value());
+    CHECK(copy->seq == 41);
+    copy = Errc::unknown_handle;
+    CHECK_FALSE(copy.has_value());
+    CHECK(copy.error() == Errc::unknown_handle);
+    copy = built;
+    CHECK(copy.has_value());
+    CHECK(copy->woken == 4);
+    for (const Errc e : {Errc::unknown_handle, Errc::closed, Errc::invalid_argument}) {
+      const Result<NotifyReceipt> failed = e;
+      CHECK_FALSE(failed.has_value());
+      CHECK(failed.error() == e);
+    }
   }
 
   TEST_CASE("a move-only value moves out of an rvalue Result") {

@@ -8,6 +8,7 @@
 
 #include "core/latest_cells.hpp"
 #include "memory/memory_budget.hpp"
+#include "reclaim/epoch.hpp"
 #include "registry/handle_table.hpp"
 #include "subscription/subscription_record.hpp"
 #include "test_support.hpp"
@@ -173,5 +174,33 @@ TEST_SUITE("internals") {
     CHECK(colours.size() >= 8);
     for (SubscriptionRecord* r : records) SubscriptionRecord::destroy(budget, r);
     CHECK(budget.used() == 0);
+  }
+
+  TEST_CASE("read sections nest: only the section that began one ends it") {
+    {
+      const ReadGuard outer;
+      const EpochRecord& record = outer.record();
+      REQUIRE(record.inside());
+      const std::uint64_t announced = record.state.load();
+      {
+        const ReadGuard inner;  // nested: neither announces nor ends anything
+        CHECK(record.state.load() == announced);
+        const ReadSection section = ReadSection::enter(t_epoch_record);
+        CHECK_FALSE(section.owner);
+        section.leave();
+        CHECK(record.state.load() == announced);
+      }
+      CHECK(record.inside());  // the inner guard's end did not end the outer section
+      CHECK(record.state.load() == announced);
+    }
+    REQUIRE(t_epoch_record != nullptr);
+    CHECK_FALSE(t_epoch_record->inside());
+    const std::uint64_t before = t_epoch_record->state.load();
+    const ReadSection section = ReadSection::enter(t_epoch_record);
+    CHECK(section.owner);
+    CHECK(t_epoch_record->inside());
+    section.leave();
+    CHECK_FALSE(t_epoch_record->inside());
+    CHECK(t_epoch_record->state.load() == before + 2);
   }
 }
