@@ -105,8 +105,8 @@ std::size_t KernelState::retired_bytes() const noexcept {
 void KernelState::flush_lane(LatestLane& lane) noexcept {
   if (HandleCore* other = table.lookup(Handle::from_raw(lane.owner_handle())))
     other->publish_from_lane(lane.owner_latest());
-  // The caller's notify overwrites or empties the lane next (a release store, after the flush:
-  // a gatherer that reads the lane's new contents then sees the flush in the cells).
+  // The caller retargets the lane next (its version's release store, after the flush: a
+  // gatherer that reads the lane's new contents then sees the flush in the cells).
 }
 
 void KernelState::retire(std::uint64_t notifications, std::uint64_t delivered,
@@ -322,22 +322,25 @@ namespace {
   return kernel.notify(h, arg);
 }
 
-/// A notify whose lane holds another handle's latest: flushes it first.
-[[gnu::noinline]] Result<NotifyReceipt> notify_flushing(detail::KernelState& s, HandleCore* core,
-                                                        detail::LatestLane& lane, Handle h,
-                                                        std::int64_t arg,
-                                                        ReadSection section) noexcept {
-  s.flush_lane(lane);
-  return core->notify(arg, &lane, h, s.rejected, section);
+/// A notify whose lane holds another handle (or nothing): flushes what it holds, points it at
+/// `h`, and notifies.
+[[gnu::noinline]] Result<NotifyReceipt> notify_retargeting(detail::KernelState& s, HandleCore* core,
+                                                           detail::LatestLane& lane, Handle h,
+                                                           std::int64_t arg,
+                                                           ReadSection section) noexcept {
+  if (!lane.owner_empty()) s.flush_lane(lane);
+  lane.retarget(h.raw());
+  return core->notify(arg, &lane, s.rejected, section);
 }
 
 }  // namespace
 
-// The common path (a live handle, no subscription, no watcher, the lane holding this handle or
-// nothing) makes no call: every unusual case ends in an out-of-line call that finishes the
-// notify and leaves the read section (notify_claiming(), notify_flushing(), publish_and_deliver()).
-// Its stores are the section's two, the lane's and the receipt's, and the saved registers of the
-// frame; every one is a store the next notify's locked instruction waits to drain.
+// The common path (a live handle, no subscription, no watcher, the lane holding this handle)
+// makes no call: every unusual case ends in an out-of-line call that finishes the notify and
+// leaves the read section (notify_claiming(), notify_retargeting(), publish_and_deliver()). Its
+// stores are the section's two, the lane's three and the receipt's, and the registers the
+// compiler saves; every one is a store the next notify's locked instruction waits to drain, so
+// the path is also kept to few live values.
 Result<NotifyReceipt> Kernel::notify(Handle h, std::int64_t arg) noexcept {
   detail::EpochRecord* record = detail::t_epoch_record;
   if (record == nullptr) [[unlikely]]
@@ -354,13 +357,10 @@ Result<NotifyReceipt> Kernel::notify(Handle h, std::int64_t arg) noexcept {
   detail::LatestLane* lane = nullptr;
   if (!core->single_producer()) {
     lane = s.lanes.of(*record);
-    if (lane != nullptr) {
-      const std::uint64_t held = lane->owner_handle();
-      if (held != h.raw() && held != 0) [[unlikely]]
-        return notify_flushing(s, core, *lane, h, arg, section);
-    }
+    if (lane != nullptr && lane->owner_handle() != h.raw()) [[unlikely]]
+      return notify_retargeting(s, core, *lane, h, arg, section);
   }
-  return core->notify(arg, lane, h, s.rejected, section);
+  return core->notify(arg, lane, s.rejected, section);
 }
 
 Result<Ticket> Kernel::observe(Handle h) const noexcept {

@@ -85,8 +85,8 @@ Result<NotifyReceipt> HandleCore::publish_and_deliver(Notification n, LatestLane
   if (!latest_.publish_multi(n.seq, n.arg)) [[unlikely]]
     publish_locked(n);
   // Its contents were flushed or gathered already; emptied, the lane is not flushed again.
-  if (lane != nullptr && lane->owner_handle() != 0) [[unlikely]]
-    lane->write(0, 0, 0);
+  if (lane != nullptr && !lane->owner_empty()) [[unlikely]]
+    lane->clear();
   HERALD_RACE_POINT("notify.published");  // latest published, subscriptions not yet pushed
   // seq_cst: as in notify().
   SubscriberList* subs = subs_.load(std::memory_order_seq_cst);

@@ -59,28 +59,11 @@ class HandleCore {
   /// unknown_handle when unregister has closed the handle (order_notifiers()), counted in
   /// `rejected` (the kernel's count). `lane`: the calling thread's latest lane (multi-producer
   /// only; nullptr: the cells), where the latest is published while no waiter has watched the
-  /// handle, under `self` (this handle, which the caller looked up); the caller has flushed what
-  /// the lane held for another handle. Called inside `section`, and leaves it before returning.
+  /// handle; the caller has pointed it at this handle (LatestLane::retarget()) after flushing
+  /// what it held for another. Called inside `section`, and leaves it before returning.
   [[gnu::always_inline]] Result<NotifyReceipt> notify(std::int64_t arg, LatestLane* lane,
-                                                      Handle self,
                                                       std::atomic<std::uint64_t>& rejected,
                                                       ReadSection section) noexcept;
-  /// What notify_quick() did, and what is left of the notify.
-  struct Quick {
-    std::uint64_t old;     // the seq word before this notify's fetch_add
-    SubscriberList* subs;  // with Left::deliver: the list loaded after publishing (or nullptr)
-    enum class Left : std::uint8_t {
-      nothing,  // done: published, nobody to push to or wake
-      refused,  // the handle is closed: nothing published (the caller counts it)
-      publish,  // multi-producer, watched or without a lane: the cells, then as deliver
-      deliver,  // published; subscriptions to push to, or waiters to check for
-    } left;
-    std::uint64_t seq() const noexcept { return (old & kSeqMask) + 1; }
-  };
-  /// notify()'s first half, which makes no call: takes the seq and, in the common cases,
-  /// publishes the latest in the cells (single producer) or the lane (multi, not watched).
-  [[gnu::always_inline]] Quick notify_quick(std::int64_t arg, LatestLane* lane,
-                                            Handle self) noexcept;
   /// The highest seq assigned so far, into `out`; false once unregister has closed the handle
   /// (the word then also counts refused notifies).
   bool observed(std::uint64_t& out) const noexcept {
@@ -215,10 +198,11 @@ class HandleCore {
  private:
   HandleCore(std::uint32_t index, std::uint32_t generation, const HandleOptions& options) noexcept;
   [[gnu::noinline]] void publish_locked(Notification n) noexcept;
-  /// The rest of a notify that notify_quick() left with publish or deliver; each ends the read
-  /// section and returns the receipt. publish_and_deliver(): publishes in the cells (out of
-  /// line: a multi-producer notify on a watched handle, or from a thread without a lane), then as
-  /// deliver(): pushes to the subscriptions, fences, wakes.
+  /// The rest of a notify that has subscriptions to push to, waiters to check for, or (multi
+  /// producer) publishes in the cells; each ends the read section and returns the receipt.
+  /// publish_and_deliver(): publishes in the cells (out of line: a multi-producer notify on a
+  /// watched handle, or from a thread without a lane), then as deliver(): pushes to the
+  /// subscriptions, fences, wakes.
   [[gnu::noinline]] Result<NotifyReceipt> publish_and_deliver(Notification n, LatestLane* lane,
                                                               bool watched,
                                                               ReadSection section) noexcept;
@@ -268,8 +252,12 @@ class HandleCore {
   std::atomic<bool> locked_used_{false};  // set once publish_locked() has run
 };
 
-inline HandleCore::Quick HandleCore::notify_quick(std::int64_t arg, LatestLane* lane,
-                                                  Handle self) noexcept {
+// Inline, and written as one path with early returns: Kernel::notify()'s common path makes no
+// call, and keeps every value in a register (a struct handed between helpers was, at times,
+// built on the stack).
+inline Result<NotifyReceipt> HandleCore::notify(std::int64_t arg, LatestLane* lane,
+                                                std::atomic<std::uint64_t>& rejected,
+                                                ReadSection section) noexcept {
   const bool single = producers_ == Producers::single;
 #ifndef NDEBUG
   assert((!single || single_notifier_.exchange(1, std::memory_order_acquire) == 0) &&
@@ -280,66 +268,44 @@ inline HandleCore::Quick HandleCore::notify_quick(std::int64_t arg, LatestLane* 
   // on, and the control plane's order_notifiers() sees this read section's announcement.
   // acquire: pairs with order_notifiers(), so a list it published is the one loaded below.
   // (The same instruction as relaxed on x86.)
-  Quick q{seq_.fetch_add(1, std::memory_order_acq_rel), nullptr, Quick::Left::nothing};
-  if ((q.old & kSeqClosed) != 0) [[unlikely]] {
+  const std::uint64_t old = seq_.fetch_add(1, std::memory_order_acq_rel);
+  if ((old & kSeqClosed) != 0) [[unlikely]] {
 #ifndef NDEBUG
     if (single) single_notifier_.store(0, std::memory_order_release);
 #endif
-    q.left = Quick::Left::refused;  // unregister closed it first: refused, nothing published
-    return q;
+    rejected.fetch_add(1, std::memory_order_relaxed);  // a count only: relaxed
+    section.leave();
+    return Errc::unknown_handle;  // unregister closed it first: refused, nothing published
   }
+  const Notification n{(old & kSeqMask) + 1, arg};
   // Watched: a waiter may be parked or about to park, and finds the latest in the cells; this
   // notify must then check for waiters after its fence. Not watched: the first waiter gathers
   // what this notify publishes below, wherever it is (watch_slow()).
-  const bool watched = (q.old & kSeqWatched) != 0;
+  const bool watched = (old & kSeqWatched) != 0;
   HERALD_RACE_POINT("notify.took_seq");  // seq taken, latest not yet published
   if (single) {
-    latest_.publish_single(q.seq(), arg);  // the only writer of the cells
+    latest_.publish_single(n.seq, n.arg);  // the only writer of the cells
   } else if (lane != nullptr && !watched) [[likely]] {
-    lane->write(self.raw(), q.seq(), arg);  // plain stores on this thread's own line
+    lane->publish(n.seq, n.arg);  // plain stores on this thread's own line
   } else {
-    q.left = Quick::Left::publish;
-    return q;
+    return publish_and_deliver(n, lane, watched, section);
   }
   HERALD_RACE_POINT("notify.published");  // latest published, subscriptions not yet pushed
   // seq_cst: a notify that starts after subscribe() returned sees its ring; the list stays
   // allocated until this read section ends (order_notifiers(), PROTOCOLS.md §4).
-  q.subs = subs_.load(std::memory_order_seq_cst);
+  SubscriberList* subs = subs_.load(std::memory_order_seq_cst);
   // Nobody to push to or wake unless a subscription exists or a waiter has watched the handle (a
   // waiter counts itself in only after watch()).
-  if (q.subs != nullptr || watched) [[unlikely]] {
-    q.left = Quick::Left::deliver;
-    return q;
-  }
+  if (subs == nullptr && !watched) [[likely]] {
 #ifndef NDEBUG
-  if (single) single_notifier_.store(0, std::memory_order_release);
+    if (single) single_notifier_.store(0, std::memory_order_release);
 #endif
-  return q;
-}
-
-inline Result<NotifyReceipt> HandleCore::notify(std::int64_t arg, LatestLane* lane, Handle self,
-                                                std::atomic<std::uint64_t>& rejected,
-                                                ReadSection section) noexcept {
-  const Quick q = notify_quick(arg, lane, self);
-  switch (q.left) {
-    case Quick::Left::nothing:
-      section.leave();
-      return Result<NotifyReceipt>(std::in_place, q.seq(), 0U, 0U, 0U);
-    case Quick::Left::refused:
-      rejected.fetch_add(1, std::memory_order_relaxed);  // a count only: relaxed
-      section.leave();
-      return Errc::unknown_handle;
-    case Quick::Left::publish:
-      return publish_and_deliver(Notification{q.seq(), arg}, lane, (q.old & kSeqWatched) != 0,
-                                 section);
-    case Quick::Left::deliver:
-    default:
-      // Inline: its stores (and those of another frame) would all drain at its fence.
-      return single_producer() ? deliver<true>(Notification{q.seq(), arg}, q.subs,
-                                               (q.old & kSeqWatched) != 0, section)
-                               : deliver<false>(Notification{q.seq(), arg}, q.subs,
-                                                (q.old & kSeqWatched) != 0, section);
+    section.leave();
+    return Result<NotifyReceipt>(std::in_place, n.seq, 0U, 0U, 0U);
   }
+  // Inline: its stores (and those of another frame) would all drain at its fence.
+  return single ? deliver<true>(n, subs, watched, section)
+                : deliver<false>(n, subs, watched, section);
 }
 
 template <bool kSingle>

@@ -53,13 +53,13 @@ inline bool epoch_asymmetric() noexcept {
 
 /// A read section entered and left by hand: what ReadGuard does in its constructor and
 /// destructor, for notify(), whose unusual paths end in calls that leave the section themselves,
-/// so that its common path needs no stack frame (see Kernel::notify). Two words, passed in
-/// registers.
+/// so that its common path needs few registers (see Kernel::notify). One word, passed in a
+/// register.
 struct ReadSection {
-  EpochRecord* record;
-  bool owner;  // this section began it (it was not nested in another)
+  /// The record whose section this began, which leave() ends; nullptr when nested in another.
+  EpochRecord* began;
 
-  /// The calling thread's record must be claimed already (t_epoch_record != nullptr).
+  /// `r` is the calling thread's record, claimed already (t_epoch_record != nullptr).
   [[gnu::always_inline]] static ReadSection enter(EpochRecord* r) noexcept {
     // relaxed load: only this thread writes the record. Odd: an enclosing section (a guard
     // further up this thread's stack, or the code a signal handler interrupted) announced it
@@ -68,26 +68,25 @@ struct ReadSection {
     // its own section; the store then writes its odd value again, which a scan that read it
     // takes as still in progress: it waits longer, never less.)
     const std::uint64_t s = r->state.load(std::memory_order_relaxed);
-    const bool owner = (s & 1) == 0;
-    if (owner) [[likely]] {
-      if (epoch_asymmetric()) [[likely]] {
-        // release: a scan that reads it also sees the exit store before it (see ReadGuard);
-        // the writer's membarrier provides the store-load order.
-        r->state.store(s + 1, std::memory_order_release);
-      } else {
-        // seq_cst exchange: the announcement precedes this thread's later loads of published
-        // pointers in S (see ReadGuard).
-        r->state.exchange(s + 1, std::memory_order_seq_cst);
-      }
+    if ((s & 1) != 0) [[unlikely]]
+      return ReadSection{nullptr};
+    if (epoch_asymmetric()) [[likely]] {
+      // release: a scan that reads it also sees the exit store before it (see ReadGuard); the
+      // writer's membarrier provides the store-load order.
+      r->state.store(s + 1, std::memory_order_release);
+    } else {
+      // seq_cst exchange: the announcement precedes this thread's later loads of published
+      // pointers in S (see ReadGuard).
+      r->state.exchange(s + 1, std::memory_order_seq_cst);
     }
-    return ReadSection{r, owner};
+    return ReadSection{r};
   }
   [[gnu::always_inline]] void leave() const noexcept {
-    if (owner) [[likely]] {
+    if (began != nullptr) [[likely]] {
       // release: every access made inside the section happens-before the writer's free, which
       // follows its acquire (seq_cst) load of this even value.
-      record->state.store(record->state.load(std::memory_order_relaxed) + 1,
-                          std::memory_order_release);
+      began->state.store(began->state.load(std::memory_order_relaxed) + 1,
+                         std::memory_order_release);
     }
   }
 };
@@ -125,13 +124,14 @@ struct ReadSection {
 /// cache line; no shared write.
 class ReadGuard {
  public:
-  [[gnu::always_inline]] ReadGuard() noexcept : section_(ReadSection::enter(claimed_record())) {}
+  [[gnu::always_inline]] ReadGuard() noexcept
+      : record_(claimed_record()), section_(ReadSection::enter(record_)) {}
   [[gnu::always_inline]] ~ReadGuard() { section_.leave(); }
   ReadGuard(const ReadGuard&) = delete;
   ReadGuard& operator=(const ReadGuard&) = delete;
 
   /// The calling thread's record (its index names the thread's latest lane in every kernel).
-  const EpochRecord& record() const noexcept { return *section_.record; }
+  const EpochRecord& record() const noexcept { return *record_; }
 
  private:
   [[gnu::always_inline]] static EpochRecord* claimed_record() noexcept {
@@ -141,6 +141,7 @@ class ReadGuard {
     return r;
   }
 
+  EpochRecord* record_;
   ReadSection section_;
 };
 

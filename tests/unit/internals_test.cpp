@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/latest_cells.hpp"
+#include "core/latest_lanes.hpp"
 #include "memory/memory_budget.hpp"
 #include "reclaim/epoch.hpp"
 #include "registry/handle_table.hpp"
@@ -75,6 +76,34 @@ TEST_SUITE("internals") {
     cells.publish_single(11, 5);
     REQUIRE(cells.latest_after(10, n));
     CHECK(n == Notification{11, 5});
+  }
+
+  TEST_CASE("a latest lane holds one handle's newest notification until cleared or retargeted") {
+    LatestLane lane;
+    std::uint64_t h = 0;
+    Notification n{};
+    CHECK_FALSE(lane.read(h, n));  // nothing yet
+    CHECK(lane.owner_empty());
+    lane.retarget(77);
+    CHECK(lane.owner_handle() == 77);
+    CHECK_FALSE(lane.read(h, n));  // a handle, but no notification
+    lane.publish(5, -3);
+    REQUIRE(lane.read(h, n));
+    CHECK(h == 77);
+    CHECK(n == Notification{5, -3});
+    lane.publish(9, 4);
+    REQUIRE(lane.read(h, n));
+    CHECK(n == Notification{9, 4});
+    CHECK(lane.owner_latest() == Notification{9, 4});
+    lane.clear();  // keeps the handle, holds nothing
+    CHECK(lane.owner_handle() == 77);
+    CHECK(lane.owner_empty());
+    CHECK_FALSE(lane.read(h, n));
+    lane.retarget(78);
+    lane.publish(2, 8);  // a smaller seq than the last handle's: the version tells them apart
+    REQUIRE(lane.read(h, n));
+    CHECK(h == 78);
+    CHECK(n == Notification{2, 8});
   }
 
   TEST_CASE("the memory budget refuses what would pass the limit and returns to zero") {
@@ -186,7 +215,7 @@ TEST_SUITE("internals") {
         const ReadGuard inner;  // nested: neither announces nor ends anything
         CHECK(record.state.load() == announced);
         const ReadSection section = ReadSection::enter(t_epoch_record);
-        CHECK_FALSE(section.owner);
+        CHECK(section.began == nullptr);
         section.leave();
         CHECK(record.state.load() == announced);
       }
@@ -197,7 +226,7 @@ TEST_SUITE("internals") {
     CHECK_FALSE(t_epoch_record->inside());
     const std::uint64_t before = t_epoch_record->state.load();
     const ReadSection section = ReadSection::enter(t_epoch_record);
-    CHECK(section.owner);
+    CHECK(section.began == t_epoch_record);
     CHECK(t_epoch_record->inside());
     section.leave();
     CHECK_FALSE(t_epoch_record->inside());
