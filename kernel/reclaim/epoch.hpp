@@ -29,7 +29,11 @@ inline constexpr std::uint32_t kFirstRecords = 256;
 std::uint32_t first_records_used() noexcept;
 
 /// The calling thread's record; constant-initialised, so reading it needs no TLS guard.
-inline thread_local EpochRecord* t_epoch_record = nullptr;
+/// initial-exec: every data-plane call reads it first, and in a shared library (libherald.so,
+/// the Python extension) the default model would call __tls_get_addr for it on every notify.
+/// A library loaded with dlopen takes these 8 bytes from glibc's static TLS surplus, which is
+/// reserved for such variables.
+[[gnu::tls_model("initial-exec")]] inline thread_local EpochRecord* t_epoch_record = nullptr;
 
 /// Claims a record for the calling thread (once per thread, released at thread exit).
 EpochRecord* claim_epoch_record() noexcept;
