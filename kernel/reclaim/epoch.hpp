@@ -128,14 +128,10 @@ struct ReadSection {
 /// cache line; no shared write.
 class ReadGuard {
  public:
-  [[gnu::always_inline]] ReadGuard() noexcept
-      : record_(claimed_record()), section_(ReadSection::enter(record_)) {}
+  [[gnu::always_inline]] ReadGuard() noexcept : section_(ReadSection::enter(claimed_record())) {}
   [[gnu::always_inline]] ~ReadGuard() { section_.leave(); }
   ReadGuard(const ReadGuard&) = delete;
   ReadGuard& operator=(const ReadGuard&) = delete;
-
-  /// The calling thread's record (its index names the thread's latest lane in every kernel).
-  const EpochRecord& record() const noexcept { return *record_; }
 
  private:
   [[gnu::always_inline]] static EpochRecord* claimed_record() noexcept {
@@ -145,7 +141,6 @@ class ReadGuard {
     return r;
   }
 
-  EpochRecord* record_;
   ReadSection section_;
 };
 

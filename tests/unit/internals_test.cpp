@@ -208,7 +208,7 @@ TEST_SUITE("internals") {
   TEST_CASE("read sections nest: only the section that began one ends it") {
     {
       const ReadGuard outer;
-      const EpochRecord& record = outer.record();
+      const EpochRecord& record = *t_epoch_record;  // claimed by the guard
       REQUIRE(record.inside());
       const std::uint64_t announced = record.state.load();
       {
