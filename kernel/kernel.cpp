@@ -313,55 +313,67 @@ Result<Subscription> Kernel::subscribe(Handle h, const SubscriptionOptions& opti
   return Subscription(state_, h, record);
 }
 
+namespace detail {
+
 namespace {
 
 /// A thread's first notify claims its epoch record.
-[[gnu::noinline]] Result<NotifyReceipt> notify_claiming(Kernel& kernel, Handle h,
-                                                        std::int64_t arg) noexcept {
-  detail::claim_epoch_record();
-  return kernel.notify(h, arg);
+[[gnu::noinline]] void notify_claiming(KernelState& s, std::uint64_t h, std::int64_t arg,
+                                       Result<NotifyReceipt>* out) noexcept {
+  claim_epoch_record();
+  notify_into(s, h, arg, out);
 }
 
 /// A notify whose lane holds another handle (or nothing): flushes what it holds, points it at
-/// `h`, and notifies.
-[[gnu::noinline]] Result<NotifyReceipt> notify_retargeting(detail::KernelState& s, HandleCore* core,
-                                                           detail::LatestLane& lane, Handle h,
-                                                           std::int64_t arg,
-                                                           ReadSection section) noexcept {
+/// `h`, leaves the section, and notifies again (the lane then holds `h`).
+[[gnu::noinline]] void notify_retargeting(KernelState& s, LatestLane& lane, std::uint64_t h,
+                                          std::int64_t arg, ReadSection section,
+                                          Result<NotifyReceipt>* out) noexcept {
   if (!lane.owner_empty()) s.flush_lane(lane);
-  lane.retarget(h.raw());
-  return core->notify(arg, &lane, s.rejected, section);
+  lane.retarget(h);
+  section.leave();
+  notify_into(s, h, arg, out);
+}
+
+/// A notify on a Producers::single handle (a leaf of its own: the cells' index and tags would
+/// take notify_into() beyond the caller-saved registers).
+[[gnu::noinline]] void notify_single_producer(HandleCore& core, std::int64_t arg,
+                                              std::atomic<std::uint64_t>& rejected,
+                                              ReadSection section,
+                                              Result<NotifyReceipt>* out) noexcept {
+  core.notify<true>(arg, nullptr, rejected, section, out);
 }
 
 }  // namespace
 
 // The common path (a live handle, no subscription, no watcher, the lane holding this handle)
-// makes no call: every unusual case ends in an out-of-line call that finishes the notify and
-// leaves the read section (notify_claiming(), notify_retargeting(), publish_and_deliver()). Its
-// stores are the section's two, the lane's three and the receipt's, and the registers the
-// compiler saves; every one is a store the next notify's locked instruction waits to drain, so
-// the path is also kept to few live values.
-Result<NotifyReceipt> Kernel::notify(Handle h, std::int64_t arg) noexcept {
-  detail::EpochRecord* record = detail::t_epoch_record;
+// makes no call, and so saves no register: every unusual case ends in a tail call that finishes
+// the notify, writes `out` and leaves the read section (notify_claiming(), notify_retargeting(),
+// HandleCore::publish_and_deliver(), HandleCore::deliver()). Its stores are the section's two,
+// the lane's three and the receipt's; every one is a store the next notify's locked instruction
+// waits to drain.
+void notify_into(KernelState& s, std::uint64_t h, std::int64_t arg,
+                 Result<NotifyReceipt>* out) noexcept {
+  EpochRecord* record = t_epoch_record;
   if (record == nullptr) [[unlikely]]
-    return notify_claiming(*this, h, arg);
+    return notify_claiming(s, h, arg, out);
   const ReadSection section = ReadSection::enter(record);
-  detail::KernelState& s = *state_;
-  HandleCore* core = s.table.lookup(h);
+  LatestLane* lane = s.lanes.of(*record);  // here, so that `record` needs no register after it
+  HandleCore* core = s.table.lookup(Handle::from_raw(h));
   HERALD_RACE_POINT("notify.looked_up");  // looked up: unregister may start now
   if (core == nullptr) [[unlikely]] {
     s.rejected.fetch_add(1, std::memory_order_relaxed);
     section.leave();
-    return Errc::unknown_handle;
+    ::new (static_cast<void*>(out)) Result<NotifyReceipt>(Errc::unknown_handle);
+    return;
   }
-  detail::LatestLane* lane = nullptr;
-  if (!core->single_producer()) {
-    lane = s.lanes.of(*record);
-    if (lane != nullptr && lane->owner_handle() != h.raw()) [[unlikely]]
-      return notify_retargeting(s, core, *lane, h, arg, section);
-  }
-  return core->notify(arg, lane, s.rejected, section);
+  if (core->single_producer()) return notify_single_producer(*core, arg, s.rejected, section, out);
+  if (lane != nullptr && lane->owner_handle() != h) [[unlikely]]
+    return notify_retargeting(s, *lane, h, arg, section, out);
+  core->notify<false>(arg, lane, s.rejected, section, out);
 }
+
+}  // namespace detail
 
 Result<Ticket> Kernel::observe(Handle h) const noexcept {
   ReadGuard guard;

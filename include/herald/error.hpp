@@ -30,6 +30,11 @@ std::string_view to_string(Errc e) noexcept;
 
 namespace detail {
 [[noreturn]] void throw_bad_result_access(Errc e);
+
+/// Tag of Result's constructor that writes nothing (see there).
+struct ConstructedByCallee {
+  explicit ConstructedByCallee() = default;
+};
 }  // namespace detail
 
 /// A value of T or an Errc, with std::expected's observers.
@@ -67,6 +72,10 @@ class [[nodiscard]] Result {
       : status_(kHasValue) {
     ::new (static_cast<void*>(&value_)) T{std::forward<Args>(args)...};
   }
+  /// Writes nothing: a callee constructs the result again in its place (placement new) before
+  /// anything reads or destroys it. Kernel::notify() passes its return slot so to an out-of-line
+  /// function, which then writes the receipt once, from registers.
+  explicit Result(detail::ConstructedByCallee /*tag*/) noexcept {}  // NOLINT(*-member-init)
   Result(const Result& o) noexcept(std::is_nothrow_copy_constructible_v<T>) : status_(o.status_) {
     if (has_value()) ::new (static_cast<void*>(&value_)) T(o.value_);
   }

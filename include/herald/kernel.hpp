@@ -12,6 +12,15 @@
 
 namespace herald {
 
+namespace detail {
+class KernelState;
+/// Kernel::notify(), constructing its result in `out` (placement new). Out of line; its common
+/// path makes no call, so it saves no register (every store a notify makes is one the next
+/// notify's locked instruction waits for).
+void notify_into(KernelState& s, std::uint64_t h, std::int64_t arg,
+                 Result<NotifyReceipt>* out) noexcept;
+}  // namespace detail
+
 /// The notification kernel: a registry of handles, each a source that worker threads notify and
 /// that clients wait on or subscribe to.
 ///
@@ -55,7 +64,11 @@ class Kernel {
   /// Any thread. No lock unless waiters are parked (or the latest-cells fallback, see the class
   /// comment); never allocates, runs no client
   /// code. O(subscribers + waiters completed). unknown_handle if `h` is not live.
-  [[nodiscard]] Result<NotifyReceipt> notify(Handle h, std::int64_t arg) noexcept;
+  [[nodiscard]] Result<NotifyReceipt> notify(Handle h, std::int64_t arg) noexcept {
+    Result<NotifyReceipt> r{detail::ConstructedByCallee{}};  // the caller's slot (NRVO)
+    detail::notify_into(*state_, h.raw(), arg, &r);
+    return r;
+  }
   /// Any thread. Lock-free. The highest seq assigned on `h` so far.
   [[nodiscard]] Result<Ticket> observe(Handle h) const noexcept;
   /// Blocks the calling thread until a notification with seq > after.seq is published (returns

@@ -80,21 +80,23 @@ void HandleCore::destroy(MemoryBudget& budget, HandleCore* core) noexcept {
   budget.deallocate(core, bytes);
 }
 
-Result<NotifyReceipt> HandleCore::publish_and_deliver(Notification n, LatestLane* lane,
-                                                      bool watched, ReadSection section) noexcept {
-  if (!latest_.publish_multi(n.seq, n.arg)) [[unlikely]]
-    publish_locked(n);
+void HandleCore::publish_and_deliver(std::uint64_t old, std::int64_t arg, LatestLane* lane,
+                                     ReadSection section, Result<NotifyReceipt>* out) noexcept {
+  const std::uint64_t seq = (old & kSeqMask) + 1;
+  if (!latest_.publish_multi(seq, arg)) [[unlikely]]
+    publish_locked(Notification{seq, arg});
   // Its contents were flushed or gathered already; emptied, the lane is not flushed again.
   if (lane != nullptr && !lane->owner_empty()) [[unlikely]]
     lane->clear();
   HERALD_RACE_POINT("notify.published");  // latest published, subscriptions not yet pushed
   // seq_cst: as in notify().
   SubscriberList* subs = subs_.load(std::memory_order_seq_cst);
-  if (subs == nullptr && !watched) {
+  if (subs == nullptr && (old & kSeqWatched) == 0) {
     section.leave();
-    return Result<NotifyReceipt>(std::in_place, n.seq, 0U, 0U, 0U);
+    ::new (static_cast<void*>(out)) Result<NotifyReceipt>(std::in_place, seq, 0U, 0U, 0U);
+    return;
   }
-  return deliver<false>(n, subs, watched, section);
+  deliver<false>(old, arg, subs, section, out);
 }
 
 void HandleCore::watch_slow(const LatestLanes& lanes) noexcept {

@@ -61,9 +61,12 @@ class HandleCore {
   /// only; nullptr: the cells), where the latest is published while no waiter has watched the
   /// handle; the caller has pointed it at this handle (LatestLane::retarget()) after flushing
   /// what it held for another. Called inside `section`, and leaves it before returning.
-  [[gnu::always_inline]] Result<NotifyReceipt> notify(std::int64_t arg, LatestLane* lane,
-                                                      std::atomic<std::uint64_t>& rejected,
-                                                      ReadSection section) noexcept;
+  /// Constructs the receipt (or unknown_handle) in `out` (placement new). `kSingle`: the
+  /// handle's producer mode (single_producer()).
+  template <bool kSingle>
+  [[gnu::always_inline]] void notify(std::int64_t arg, LatestLane* lane,
+                                     std::atomic<std::uint64_t>& rejected, ReadSection section,
+                                     Result<NotifyReceipt>* out) noexcept;
   /// The highest seq assigned so far, into `out`; false once unregister has closed the handle
   /// (the word then also counts refused notifies).
   bool observed(std::uint64_t& out) const noexcept {
@@ -199,16 +202,18 @@ class HandleCore {
   HandleCore(std::uint32_t index, std::uint32_t generation, const HandleOptions& options) noexcept;
   [[gnu::noinline]] void publish_locked(Notification n) noexcept;
   /// The rest of a notify that has subscriptions to push to, waiters to check for, or (multi
-  /// producer) publishes in the cells; each ends the read section and returns the receipt.
-  /// publish_and_deliver(): publishes in the cells (out of line: a multi-producer notify on a
-  /// watched handle, or from a thread without a lane), then as deliver(): pushes to the
-  /// subscriptions, fences, wakes.
-  [[gnu::noinline]] Result<NotifyReceipt> publish_and_deliver(Notification n, LatestLane* lane,
-                                                              bool watched,
-                                                              ReadSection section) noexcept;
+  /// producer) publishes in the cells; each ends the read section and constructs the receipt in
+  /// `out`. `old`: the seq word before the notify's fetch_add. Out of line, and tail-called with
+  /// every argument in a register, so that notify()'s common path saves none.
+  /// publish_and_deliver(): publishes in the cells (a multi-producer notify on a watched handle,
+  /// or from a thread without a lane), then as deliver(): pushes to the subscriptions, fences,
+  /// wakes.
+  [[gnu::noinline]] void publish_and_deliver(std::uint64_t old, std::int64_t arg, LatestLane* lane,
+                                             ReadSection section,
+                                             Result<NotifyReceipt>* out) noexcept;
   template <bool kSingle>  // the handle's producer mode
-  [[gnu::always_inline]] Result<NotifyReceipt> deliver(Notification n, SubscriberList* subs,
-                                                       bool watched, ReadSection section) noexcept;
+  [[gnu::noinline]] void deliver(std::uint64_t old, std::int64_t arg, SubscriberList* subs,
+                                 ReadSection section, Result<NotifyReceipt>* out) noexcept;
   [[gnu::noinline]] void watch_slow(const LatestLanes& lanes) noexcept;
   [[gnu::noinline]] std::uint32_t wake_waiters(Notification n, std::uint64_t w) noexcept;
   /// Detaches the coroutine list, completes the nodes `n` satisfies (every node when `closing`),
@@ -252,13 +257,14 @@ class HandleCore {
   std::atomic<bool> locked_used_{false};  // set once publish_locked() has run
 };
 
-// Inline, and written as one path with early returns: Kernel::notify()'s common path makes no
-// call, and keeps every value in a register (a struct handed between helpers was, at times,
-// built on the stack).
-inline Result<NotifyReceipt> HandleCore::notify(std::int64_t arg, LatestLane* lane,
-                                                std::atomic<std::uint64_t>& rejected,
-                                                ReadSection section) noexcept {
-  const bool single = producers_ == Producers::single;
+// Inline, and written as one path with early returns: notify_into()'s common path makes no
+// call, and keeps every value in a caller-saved register.
+template <bool kSingle>
+inline void HandleCore::notify(std::int64_t arg, LatestLane* lane,
+                               std::atomic<std::uint64_t>& rejected, ReadSection section,
+                               Result<NotifyReceipt>* out) noexcept {
+  constexpr bool single = kSingle;
+  assert(single == single_producer());
 #ifndef NDEBUG
   assert((!single || single_notifier_.exchange(1, std::memory_order_acquire) == 0) &&
          "two threads notified a Producers::single handle at once");
@@ -275,20 +281,21 @@ inline Result<NotifyReceipt> HandleCore::notify(std::int64_t arg, LatestLane* la
 #endif
     rejected.fetch_add(1, std::memory_order_relaxed);  // a count only: relaxed
     section.leave();
-    return Errc::unknown_handle;  // unregister closed it first: refused, nothing published
+    ::new (static_cast<void*>(out)) Result<NotifyReceipt>(Errc::unknown_handle);
+    return;  // unregister closed it first: refused, nothing published
   }
-  const Notification n{(old & kSeqMask) + 1, arg};
+  const std::uint64_t seq = (old & kSeqMask) + 1;
   // Watched: a waiter may be parked or about to park, and finds the latest in the cells; this
   // notify must then check for waiters after its fence. Not watched: the first waiter gathers
   // what this notify publishes below, wherever it is (watch_slow()).
   const bool watched = (old & kSeqWatched) != 0;
   HERALD_RACE_POINT("notify.took_seq");  // seq taken, latest not yet published
-  if (single) {
-    latest_.publish_single(n.seq, n.arg);  // the only writer of the cells
+  if constexpr (single) {
+    latest_.publish_single(seq, arg);  // the only writer of the cells
   } else if (lane != nullptr && !watched) [[likely]] {
-    lane->publish(n.seq, n.arg);  // plain stores on this thread's own line
+    lane->publish(seq, arg);  // plain stores on this thread's own line
   } else {
-    return publish_and_deliver(n, lane, watched, section);
+    return publish_and_deliver(old, arg, lane, section, out);
   }
   HERALD_RACE_POINT("notify.published");  // latest published, subscriptions not yet pushed
   // seq_cst: a notify that starts after subscribe() returned sees its ring; the list stays
@@ -301,16 +308,17 @@ inline Result<NotifyReceipt> HandleCore::notify(std::int64_t arg, LatestLane* la
     if (single) single_notifier_.store(0, std::memory_order_release);
 #endif
     section.leave();
-    return Result<NotifyReceipt>(std::in_place, n.seq, 0U, 0U, 0U);
+    ::new (static_cast<void*>(out)) Result<NotifyReceipt>(std::in_place, seq, 0U, 0U, 0U);
+    return;
   }
-  // Inline: its stores (and those of another frame) would all drain at its fence.
-  return single ? deliver<true>(n, subs, watched, section)
-                : deliver<false>(n, subs, watched, section);
+  return deliver<kSingle>(old, arg, subs, section, out);
 }
 
 template <bool kSingle>
-inline Result<NotifyReceipt> HandleCore::deliver(Notification n, SubscriberList* subs, bool watched,
-                                                 ReadSection section) noexcept {
+void HandleCore::deliver(std::uint64_t old, std::int64_t arg, SubscriberList* subs,
+                         ReadSection section, Result<NotifyReceipt>* out) noexcept {
+  const Notification n{(old & kSeqMask) + 1, arg};
+  const bool watched = (old & kSeqWatched) != 0;
   // The counts stay in registers and the receipt is written once, at the end: a caller reading a
   // receipt assembled from narrower stores would stall until the store buffer drained, and with
   // it the stores to ring slots that the consumer's core holds.
@@ -346,7 +354,8 @@ inline Result<NotifyReceipt> HandleCore::deliver(Notification n, SubscriberList*
   if (kSingle) single_notifier_.store(0, std::memory_order_release);
 #endif
   section.leave();
-  return Result<NotifyReceipt>(std::in_place, n.seq, delivered, dropped, woken);
+  ::new (static_cast<void*>(out))
+      Result<NotifyReceipt>(std::in_place, n.seq, delivered, dropped, woken);
 }
 
 }  // namespace herald::detail

@@ -57,7 +57,7 @@ inline bool epoch_asymmetric() noexcept {
 
 /// A read section entered and left by hand: what ReadGuard does in its constructor and
 /// destructor, for notify(), whose unusual paths end in calls that leave the section themselves,
-/// so that its common path needs few registers (see Kernel::notify). One word, passed in a
+/// so that its common path needs few registers (see notify_into()). One word, passed in a
 /// register.
 struct ReadSection {
   /// The record whose section this began, which leave() ends; nullptr when nested in another.
