@@ -359,7 +359,8 @@ void notify_into(KernelState& s, std::uint64_t h, std::int64_t arg,
     return notify_claiming(s, h, arg, out);
   const ReadSection section = ReadSection::enter(record);
   LatestLane* lane = s.lanes.of(*record);  // here, so that `record` needs no register after it
-  HandleCore* core = s.table.lookup(Handle::from_raw(h));
+  bool single = false;
+  HandleCore* core = s.table.lookup_to_notify(Handle::from_raw(h), single);
   HERALD_RACE_POINT("notify.looked_up");  // looked up: unregister may start now
   if (core == nullptr) [[unlikely]] {
     s.rejected.fetch_add(1, std::memory_order_relaxed);
@@ -367,7 +368,7 @@ void notify_into(KernelState& s, std::uint64_t h, std::int64_t arg,
     ::new (static_cast<void*>(out)) Result<NotifyReceipt>(Errc::unknown_handle);
     return;
   }
-  if (core->single_producer()) return notify_single_producer(*core, arg, s.rejected, section, out);
+  if (single) return notify_single_producer(*core, arg, s.rejected, section, out);
   if (lane != nullptr && lane->owner_handle() != h) [[unlikely]]
     return notify_retargeting(s, *lane, h, arg, section, out);
   core->notify<false>(arg, lane, s.rejected, section, out);

@@ -43,18 +43,25 @@ void SubscriberList::destroy(MemoryBudget& budget, SubscriberList* list) noexcep
 
 HandleCore::HandleCore(std::uint32_t index, std::uint32_t generation,
                        const HandleOptions& options) noexcept
-    : generation_(generation), producers_(options.producers), index_(index), options_(options) {
-  // The hot line: everything notify() touches on the handle (PROTOCOLS.md, the ledger). offsetof
-  // on a type with a mutex and private members is conditionally supported; g++ and clang++ give
-  // the real offsets.
+    : hot_generation_(generation),
+      generation_(generation),
+      producers_(options.producers),
+      index_(index),
+      options_(options) {
+  // The hot line: everything notify() writes on the handle, and what it reads after its
+  // fetch_add; the cold line, next, starts with what it reads before (PROTOCOLS.md, the ledger).
+  // offsetof on a type with a mutex and private members is conditionally supported; g++ and
+  // clang++ give the real offsets.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winvalid-offsetof"
   static_assert(offsetof(HandleCore, seq_) % kCacheLine == 0);
-  static_assert(offsetof(HandleCore, latest_) + sizeof(LatestCells) - offsetof(HandleCore, seq_) <=
-                    kCacheLine,
-                "notify()'s fields must share one cache line");
-  static_assert(offsetof(HandleCore, index_) - offsetof(HandleCore, seq_) == kCacheLine,
+  static_assert(
+      offsetof(HandleCore, hot_generation_) + sizeof(std::uint32_t) - offsetof(HandleCore, seq_) <=
+          kCacheLine,
+      "notify()'s fields must share one cache line");
+  static_assert(offsetof(HandleCore, generation_) - offsetof(HandleCore, seq_) == kCacheLine,
                 "the cold fields start on the next line");
+  static_assert(offsetof(HandleCore, producers_) < offsetof(HandleCore, generation_) + kCacheLine);
   static_assert(offsetof(HandleCore, coro_head_) % kCacheLine == 0);
 #pragma GCC diagnostic pop
 }
@@ -88,15 +95,13 @@ void HandleCore::publish_and_deliver(std::uint64_t old, std::int64_t arg, Latest
   // Its contents were flushed or gathered already; emptied, the lane is not flushed again.
   if (lane != nullptr && !lane->owner_empty()) [[unlikely]]
     lane->clear();
-  HERALD_RACE_POINT("notify.published");  // latest published, subscriptions not yet pushed
-  // seq_cst: as in notify().
-  SubscriberList* subs = subs_.load(std::memory_order_seq_cst);
-  if (subs == nullptr && (old & kSeqWatched) == 0) {
+  HERALD_RACE_POINT("notify.published");          // latest published, subscriptions not yet pushed
+  if ((old & (kSeqListed | kSeqWatched)) == 0) {  // as in notify()
     section.leave();
     ::new (static_cast<void*>(out)) Result<NotifyReceipt>(std::in_place, seq, 0U, 0U, 0U);
     return;
   }
-  deliver<false>(old, arg, subs, section, out);
+  deliver<false>(old, arg, section, out);
 }
 
 void HandleCore::watch_slow(const LatestLanes& lanes) noexcept {

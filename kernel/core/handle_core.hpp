@@ -133,7 +133,10 @@ class HandleCore {
   static constexpr std::uint64_t kSeqWatched = std::uint64_t{1} << 62;
   /// Set once the first waiter has gathered every earlier notify's latest into the cells.
   static constexpr std::uint64_t kSeqReady = std::uint64_t{1} << 61;
-  static constexpr std::uint64_t kSeqMask = kSeqReady - 1;  // the seq itself
+  /// Set while the subscriber list is not empty (set_subscribers()): a notify whose fetch_add
+  /// returns it clear has no list to load, and reads nothing else on this line.
+  static constexpr std::uint64_t kSeqListed = std::uint64_t{1} << 60;
+  static constexpr std::uint64_t kSeqMask = kSeqListed - 1;  // the seq itself
 
   // The waiters' word: the high half is the wake epoch blocking waiters sleep on (a futex); the
   // low half counts parked blocking and coroutine waits and carries the closed bit.
@@ -173,9 +176,18 @@ class HandleCore {
   std::uint64_t order_notifiers(bool closing) noexcept {
     return seq_.fetch_or(closing ? kSeqClosed : 0, std::memory_order_acq_rel) & kSeqMask;
   }
-  /// Publishes a new list (seq_cst: a notify that starts after this returns sees it).
+  /// Publishes a new list (seq_cst: a notify that starts after this returns sees it), and says in
+  /// the seq word whether there is one. The flag's RMW follows the store: a notify whose fetch_add
+  /// reads the flag set (acquire, in the RMW's release sequence) loads this list or a later one; a
+  /// notify whose fetch_add reads it clear came before it and loads none. Under the slot's lock
+  /// (one caller at a time).
   void set_subscribers(SubscriberList* list) noexcept {
     subs_.store(list, std::memory_order_seq_cst);
+    if (list != nullptr) {
+      seq_.fetch_or(kSeqListed, std::memory_order_acq_rel);
+    } else {
+      seq_.fetch_and(~kSeqListed, std::memory_order_acq_rel);
+    }
   }
   /// Folds an unsubscribed ring's counts into the handle's totals.
   void retire_counts(std::uint64_t delivered, std::uint64_t dropped) noexcept {
@@ -192,6 +204,8 @@ class HandleCore {
 
   std::uint32_t index() const noexcept { return index_; }
   std::uint32_t generation() const noexcept { return generation_; }
+  /// The same, from the hot line (HandleTable::lookup_to_notify()).
+  std::uint32_t hot_generation() const noexcept { return hot_generation_; }
   const HandleOptions& options() const noexcept { return options_; }  // debug_hint points inside
   std::uint32_t waiter_count() const noexcept {
     const std::uint64_t w = wake_.load(std::memory_order_relaxed);
@@ -212,8 +226,8 @@ class HandleCore {
                                              ReadSection section,
                                              Result<NotifyReceipt>* out) noexcept;
   template <bool kSingle>  // the handle's producer mode
-  [[gnu::noinline]] void deliver(std::uint64_t old, std::int64_t arg, SubscriberList* subs,
-                                 ReadSection section, Result<NotifyReceipt>* out) noexcept;
+  [[gnu::noinline]] void deliver(std::uint64_t old, std::int64_t arg, ReadSection section,
+                                 Result<NotifyReceipt>* out) noexcept;
   [[gnu::noinline]] void watch_slow(const LatestLanes& lanes) noexcept;
   [[gnu::noinline]] std::uint32_t wake_waiters(Notification n, std::uint64_t w) noexcept;
   /// Detaches the coroutine list, completes the nodes `n` satisfies (every node when `closing`),
@@ -231,17 +245,22 @@ class HandleCore {
   const void* counts_address() const noexcept;
   bool latest_after_locked(std::uint64_t after, Notification& out) const noexcept;
 
-  // The hot line: everything notify() reads or writes, so a notify on a handle that is out of
-  // cache misses here once (and once in the table); the constructor asserts it fits.
+  // The hot line: everything notify() writes, and what it reads after its fetch_add; the
+  // constructor asserts it fits.
   alignas(kCacheLine) std::atomic<std::uint64_t> seq_{0};
   std::atomic<SubscriberList*> subs_{nullptr};  // written by the control plane only
   std::atomic<std::uint64_t> wake_{0};          // the waiters' word (above)
-  const std::uint32_t generation_;
-  const Producers producers_;
   LatestCells latest_;
+  const std::uint32_t hot_generation_;  // generation_, read here for a single producer
 
-  // Cold: immutable after creation, or used by the control plane and stats only.
-  alignas(kCacheLine) const std::uint32_t index_;
+  // Cold: immutable after creation, or used by the control plane and stats only. What notify()
+  // reads before its fetch_add is here, first: no notifier writes this line, so on a shared
+  // handle it stays in every notifier's cache, and the fetch_add is the notify's first access to
+  // the line the other notifiers write (a read there first would fetch it shared, and the
+  // fetch_add take it again).
+  alignas(kCacheLine) const std::uint32_t generation_;
+  const Producers producers_;
+  const std::uint32_t index_;
   HandleOptions options_;
   std::atomic<std::uint64_t> retired_delivered_{0};
   std::atomic<std::uint64_t> retired_dropped_{0};
@@ -298,12 +317,9 @@ inline void HandleCore::notify(std::int64_t arg, LatestLane* lane,
     return publish_and_deliver(old, arg, lane, section, out);
   }
   HERALD_RACE_POINT("notify.published");  // latest published, subscriptions not yet pushed
-  // seq_cst: a notify that starts after subscribe() returned sees its ring; the list stays
-  // allocated until this read section ends (order_notifiers(), PROTOCOLS.md §4).
-  SubscriberList* subs = subs_.load(std::memory_order_seq_cst);
-  // Nobody to push to or wake unless a subscription exists or a waiter has watched the handle (a
-  // waiter counts itself in only after watch()).
-  if (subs == nullptr && !watched) [[likely]] {
+  // Nobody to push to or wake unless the word says a list exists (set_subscribers()) or a waiter
+  // has watched the handle (a waiter counts itself in only after watch()).
+  if ((old & (kSeqListed | kSeqWatched)) == 0) [[likely]] {
 #ifndef NDEBUG
     if (single) single_notifier_.store(0, std::memory_order_release);
 #endif
@@ -311,14 +327,18 @@ inline void HandleCore::notify(std::int64_t arg, LatestLane* lane,
     ::new (static_cast<void*>(out)) Result<NotifyReceipt>(std::in_place, seq, 0U, 0U, 0U);
     return;
   }
-  return deliver<kSingle>(old, arg, subs, section, out);
+  return deliver<kSingle>(old, arg, section, out);
 }
 
 template <bool kSingle>
-void HandleCore::deliver(std::uint64_t old, std::int64_t arg, SubscriberList* subs,
-                         ReadSection section, Result<NotifyReceipt>* out) noexcept {
+void HandleCore::deliver(std::uint64_t old, std::int64_t arg, ReadSection section,
+                         Result<NotifyReceipt>* out) noexcept {
   const Notification n{(old & kSeqMask) + 1, arg};
   const bool watched = (old & kSeqWatched) != 0;
+  // seq_cst: a notify that starts after subscribe() returned sees its ring (the flag, above, says
+  // the same through the fetch_add); the list stays allocated until this read section ends
+  // (order_notifiers(), PROTOCOLS.md §4). Listed but nullptr: the list was emptied since.
+  SubscriberList* subs = (old & kSeqListed) != 0 ? subs_.load(std::memory_order_seq_cst) : nullptr;
   // The counts stay in registers and the receipt is written once, at the end: a caller reading a
   // receipt assembled from narrower stores would stall until the store buffer drained, and with
   // it the stores to ring slots that the consumer's core holds.

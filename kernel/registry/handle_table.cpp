@@ -20,10 +20,10 @@ HandleTable::HandleTable(std::uint32_t capacity)
     : capacity_(checked_capacity(capacity)),
       stride_((capacity_ + kCoresPerLine - 1) / kCoresPerLine),
       slots_(kCoresPerLine * stride_),
-      cores_(new std::atomic<HandleCore*>[slots_]),
+      cores_(new std::atomic<std::uintptr_t>[slots_]),
       controls_(new Control[slots_]) {
   static_assert(sizeof(Control) == 16 && kCacheLine % sizeof(Control) == 0);
-  for (std::uint32_t i = 0; i < slots_; ++i) cores_[i].store(nullptr, std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < slots_; ++i) cores_[i].store(0, std::memory_order_relaxed);
 }
 
 void SlotLock::lock_slow() noexcept {
@@ -49,7 +49,7 @@ HandleTable::Locked HandleTable::lock_live(Handle h) noexcept {
   // acquire: publish() stores the core without the lock (a release, being seq_cst), so its
   // construction is visible before we read its generation. Under the lock a published core is
   // alive: its unregister frees it only after unpublishing it here.
-  HandleCore* core = cores_[index].load(std::memory_order_acquire);
+  HandleCore* core = core_of(cores_[index].load(std::memory_order_acquire));
   if (core == nullptr || core->generation() != h.generation()) {
     c.lock.unlock();
     return held;
@@ -65,7 +65,7 @@ HandleTable::Locked HandleTable::lock_used_at(std::uint32_t n) const noexcept {
   Control& c = control(index);
   c.lock.lock();
   // acquire: as in lock_live().
-  HandleCore* core = cores_[index].load(std::memory_order_acquire);
+  HandleCore* core = core_of(cores_[index].load(std::memory_order_acquire));
   if (core == nullptr) {
     c.lock.unlock();
     return held;
@@ -79,7 +79,7 @@ HandleCore* HandleTable::take(Handle h) noexcept {
   const Locked held = lock_live(h);
   HandleCore* core = held.core();
   // seq_cst: the unpublishing store of ReadGuard's argument (PROTOCOLS.md §1).
-  if (core != nullptr) cores_[h.index()].store(nullptr, std::memory_order_seq_cst);
+  if (core != nullptr) cores_[h.index()].store(0, std::memory_order_seq_cst);
   return core;
 }
 

@@ -65,9 +65,24 @@ class HandleTable {
   HandleCore* lookup(Handle h) const noexcept {
     const std::uint32_t index = h.index();
     if (index >= slots_) return nullptr;
-    HandleCore* core = cores_[index].load(std::memory_order_seq_cst);
+    HandleCore* core = core_of(cores_[index].load(std::memory_order_seq_cst));
     if (core == nullptr || core->generation() != h.generation()) return nullptr;
     return core;
+  }
+  /// lookup() for notify(), which also learns the handle's producer mode from the slot, before it
+  /// touches the core, and so reads the generation where its notify reads next: a single
+  /// producer's from the core's hot line (its one notifier writes that line; one line to miss on
+  /// a handle out of cache), a multi-producer handle's from the cold line (the other notifiers
+  /// write the hot one).
+  HandleCore* lookup_to_notify(Handle h, bool& single) const noexcept {
+    const std::uint32_t index = h.index();
+    if (index >= slots_) return nullptr;
+    const std::uintptr_t word = cores_[index].load(std::memory_order_seq_cst);
+    HandleCore* core = core_of(word);
+    if (core == nullptr) return nullptr;
+    single = (word & kSingleTag) != 0;
+    const std::uint32_t generation = single ? core->hot_generation() : core->generation();
+    return generation == h.generation() ? core : nullptr;
   }
   /// The control plane's hold on a live handle: the slot's lock, and the core while it is
   /// published. Released by the destructor.
@@ -110,7 +125,9 @@ class HandleTable {
   /// Gives back a reserved slot that was never published.
   void unreserve(std::uint32_t index) noexcept { push_free(index); }
   void publish(std::uint32_t index, HandleCore* core) noexcept {
-    cores_[index].store(core, std::memory_order_seq_cst);
+    cores_[index].store(
+        reinterpret_cast<std::uintptr_t>(core) | (core->single_producer() ? kSingleTag : 0),
+        std::memory_order_seq_cst);
   }
   /// After take() and a grace period: the slot is reusable with the next generation.
   void release(std::uint32_t index) noexcept;
@@ -118,7 +135,7 @@ class HandleTable {
   /// The core in the `n`th slot ever reserved (nullptr if none), for the kernel's destructor,
   /// when no other caller is left.
   HandleCore* used_at(std::uint32_t n) const noexcept {
-    return cores_[index_of(n)].load(std::memory_order_seq_cst);
+    return core_of(cores_[index_of(n)].load(std::memory_order_seq_cst));
   }
   /// How many slots were ever reserved: scans of used_at() stop here.
   std::uint32_t used_slots() const noexcept {
@@ -166,7 +183,13 @@ class HandleTable {
   const std::uint32_t capacity_;  // slots that reserve() hands out
   const std::uint32_t stride_;    // capacity_ / kCoresPerLine, rounded up
   const std::uint32_t slots_;     // kCoresPerLine * stride_: the arrays' length, indices below it
-  std::unique_ptr<std::atomic<HandleCore*>[]> cores_;
+  /// A slot's published core, | kSingleTag for a Producers::single handle (cores are aligned
+  /// to a cache line); 0: none.
+  std::unique_ptr<std::atomic<std::uintptr_t>[]> cores_;
+  static constexpr std::uintptr_t kSingleTag = 1;
+  static HandleCore* core_of(std::uintptr_t word) noexcept {
+    return reinterpret_cast<HandleCore*>(word & ~kSingleTag);  // NOLINT(performance-no-int-to-ptr)
+  }
   std::unique_ptr<Control[]> controls_;
   FreeStack free_[kShards];
   alignas(kCacheLine) std::atomic<std::uint32_t> fresh_{0};  // never-used slots handed out

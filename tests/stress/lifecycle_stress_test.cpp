@@ -136,25 +136,41 @@ TEST_SUITE("stress: lifecycle") {
     const Handle h = k.register_handle().value();
     std::atomic<bool> stop{false};
     std::atomic<std::uint64_t> observed{0};
+    std::atomic<std::uint64_t> notified{0};
     std::uint64_t counted = 0;
     const auto until = std::chrono::steady_clock::now() + test::stress_duration();
     test::run_threads(3, [&](unsigned id) {
       if (id < 2) {
         std::uint64_t local = 0;
+        std::uint64_t calls = 0;
+        std::uint64_t last = 0;
         while (!stop.load(std::memory_order_relaxed)) {
           const auto r = k.notify(h, id).value();
           local += r.delivered + r.dropped;
+          ++calls;
+          // The list flag's RMWs share the seq word with these fetch_adds: seqs stay a count.
+          CHECK(r.seq > last);
+          last = r.seq;
         }
         observed.fetch_add(local);
+        notified.fetch_add(calls);
       } else {
+        std::uint64_t calls = 0;
         while (std::chrono::steady_clock::now() < until) {
           Subscription s = k.subscribe(h, {.capacity = 8}).value();
+          // A notify that starts after subscribe() returned reaches the new ring (stored or, with
+          // the ring full of the other notifiers' items, dropped), whatever the list was before.
+          const auto mine = k.notify(h, 99).value();
+          CHECK(mine.delivered + mine.dropped == 1);
+          observed.fetch_add(mine.delivered + mine.dropped);
+          ++calls;
           std::uint64_t received = 0;
           for (int i = 0; i < 16; ++i) received += s.try_recv() ? 1 : 0;
           std::this_thread::yield();
           // What this subscription observed before it goes: exact at the moment of unsubscribe.
           counted += received;
         }
+        notified.fetch_add(calls);
         stop = true;
       }
     });
@@ -162,6 +178,8 @@ TEST_SUITE("stress: lifecycle") {
     CHECK(s.subscriptions == 0);
     CHECK(s.delivered + s.dropped == observed.load());
     CHECK(s.delivered >= counted);
+    CHECK(s.notifications == notified.load());
+    CHECK(k.observe(h).value().seq == notified.load());
   }
 
   TEST_CASE("two unregisters, a subscribe, a notifier and stats race on one handle") {

@@ -110,11 +110,23 @@ TEST_SUITE("notify") {
     CHECK(k.wait_blocking(b, Ticket{0}).value().arg == 103);
     // Watched now (the waits above): published in the cells, nobody parked.
     expect(notify(a, 7), 6, 0, 0, 0);
-    // Delivery: one subscription with room, then full.
-    Subscription s = k.subscribe(b, {.capacity = 1}).value();
-    expect(notify(b, 8), 4, 1, 0, 0);
-    expect(notify(b, 9), 5, 0, 1, 0);
-    CHECK(s.try_recv().value().arg == 8);
+    // Delivery: one subscription with room, then full; none once it is gone, and again with a
+    // new one (the seq word says whether a list exists).
+    {
+      Subscription s = k.subscribe(b, {.capacity = 1}).value();
+      expect(notify(b, 8), 4, 1, 0, 0);
+      expect(notify(b, 9), 5, 0, 1, 0);
+      CHECK(s.try_recv().value().arg == 8);
+    }
+    expect(notify(b, 10), 6, 0, 0, 0);
+    Subscription s = k.subscribe(b, {.capacity = 2}).value();
+    Subscription t = k.subscribe(b, {.capacity = 2}).value();
+    expect(notify(b, 11), 7, 2, 0, 0);
+    t = Subscription{};  // back to one
+    expect(notify(b, 12), 8, 1, 0, 0);
+    CHECK(s.try_recv().value().seq == 7);
+    CHECK(s.try_recv().value().seq == 8);
+    CHECK(k.observe(b).value().seq == 8);
     // A parked waiter woken.
     std::thread waiter([&] { CHECK(k.wait_blocking(a, Ticket{6}).value().seq == 7); });
     while (k.stats(a).value().waiters == 0) std::this_thread::yield();
