@@ -15,7 +15,7 @@ namespace herald {
 namespace detail {
 class KernelState;
 /// Kernel::notify(), constructing its result in `out` (placement new). Out of line; its common
-/// path makes no call, so it saves no register (every store a notify makes is one the next
+/// path makes no call, so it saves few registers (every store a notify makes is one the next
 /// notify's locked instruction waits for).
 void notify_into(KernelState& s, std::uint64_t h, std::int64_t arg,
                  Result<NotifyReceipt>* out) noexcept;

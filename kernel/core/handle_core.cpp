@@ -43,11 +43,7 @@ void SubscriberList::destroy(MemoryBudget& budget, SubscriberList* list) noexcep
 
 HandleCore::HandleCore(std::uint32_t index, std::uint32_t generation,
                        const HandleOptions& options) noexcept
-    : hot_generation_(generation),
-      generation_(generation),
-      producers_(options.producers),
-      index_(index),
-      options_(options) {
+    : hot_generation_(generation), generation_(generation), index_(index), options_(options) {
   // The hot line: everything notify() writes on the handle, and what it reads after its
   // fetch_add; the cold line, next, starts with what it reads before (PROTOCOLS.md, the ledger).
   // offsetof on a type with a mutex and private members is conditionally supported; g++ and
@@ -61,7 +57,6 @@ HandleCore::HandleCore(std::uint32_t index, std::uint32_t generation,
       "notify()'s fields must share one cache line");
   static_assert(offsetof(HandleCore, generation_) - offsetof(HandleCore, seq_) == kCacheLine,
                 "the cold fields start on the next line");
-  static_assert(offsetof(HandleCore, producers_) < offsetof(HandleCore, generation_) + kCacheLine);
   static_assert(offsetof(HandleCore, coro_head_) % kCacheLine == 0);
 #pragma GCC diagnostic pop
 }

@@ -90,7 +90,7 @@ class HandleCore {
     if (!latest_.publish_multi(n.seq, n.arg)) publish_locked(n);
   }
   Handle handle() const noexcept { return Handle::make(index_, generation_); }
-  bool single_producer() const noexcept { return producers_ == Producers::single; }
+  bool single_producer() const noexcept { return options_.producers == Producers::single; }
   /// Lock-free check for a published notification above `after`; after watch().
   bool latest_after(std::uint64_t after, Notification& out) const noexcept {
     return latest_.latest_after(after, out);
@@ -182,7 +182,10 @@ class HandleCore {
   /// notify whose fetch_add reads it clear came before it and loads none. Under the slot's lock
   /// (one caller at a time).
   void set_subscribers(SubscriberList* list) noexcept {
+    // relaxed: only this caller writes the list (the lock).
+    const bool had = subs_.load(std::memory_order_relaxed) != nullptr;
     subs_.store(list, std::memory_order_seq_cst);
+    if (had == (list != nullptr)) return;  // a list replaced: the caller orders the notifiers
     if (list != nullptr) {
       seq_.fetch_or(kSeqListed, std::memory_order_acq_rel);
     } else {
@@ -218,7 +221,7 @@ class HandleCore {
   /// The rest of a notify that has subscriptions to push to, waiters to check for, or (multi
   /// producer) publishes in the cells; each ends the read section and constructs the receipt in
   /// `out`. `old`: the seq word before the notify's fetch_add. Out of line, and tail-called with
-  /// every argument in a register, so that notify()'s common path saves none.
+  /// every argument in a register, so that notify()'s common path saves few.
   /// publish_and_deliver(): publishes in the cells (a multi-producer notify on a watched handle,
   /// or from a thread without a lane), then as deliver(): pushes to the subscriptions, fences,
   /// wakes.
@@ -253,13 +256,12 @@ class HandleCore {
   LatestCells latest_;
   const std::uint32_t hot_generation_;  // generation_, read here for a single producer
 
-  // Cold: immutable after creation, or used by the control plane and stats only. What notify()
-  // reads before its fetch_add is here, first: no notifier writes this line, so on a shared
-  // handle it stays in every notifier's cache, and the fetch_add is the notify's first access to
-  // the line the other notifiers write (a read there first would fetch it shared, and the
-  // fetch_add take it again).
+  // Cold: immutable after creation, or used by the control plane and stats only. The generation a
+  // multi-producer notify checks before its fetch_add is here: no notifier writes this line, so
+  // on a shared handle it stays in every notifier's cache, and the fetch_add is the notify's first
+  // access to the line the other notifiers write (a read there first would fetch it shared, and
+  // the fetch_add take it again).
   alignas(kCacheLine) const std::uint32_t generation_;
-  const Producers producers_;
   const std::uint32_t index_;
   HandleOptions options_;
   std::atomic<std::uint64_t> retired_delivered_{0};
@@ -282,10 +284,9 @@ template <bool kSingle>
 inline void HandleCore::notify(std::int64_t arg, LatestLane* lane,
                                std::atomic<std::uint64_t>& rejected, ReadSection section,
                                Result<NotifyReceipt>* out) noexcept {
-  constexpr bool single = kSingle;
-  assert(single == single_producer());
+  assert(kSingle == single_producer());
 #ifndef NDEBUG
-  assert((!single || single_notifier_.exchange(1, std::memory_order_acquire) == 0) &&
+  assert((!kSingle || single_notifier_.exchange(1, std::memory_order_acquire) == 0) &&
          "two threads notified a Producers::single handle at once");
 #endif
   // One RMW in both modes (uncontended with one producer). release: observe() (acquire) then
@@ -296,7 +297,7 @@ inline void HandleCore::notify(std::int64_t arg, LatestLane* lane,
   const std::uint64_t old = seq_.fetch_add(1, std::memory_order_acq_rel);
   if ((old & kSeqClosed) != 0) [[unlikely]] {
 #ifndef NDEBUG
-    if (single) single_notifier_.store(0, std::memory_order_release);
+    if (kSingle) single_notifier_.store(0, std::memory_order_release);
 #endif
     rejected.fetch_add(1, std::memory_order_relaxed);  // a count only: relaxed
     section.leave();
@@ -309,7 +310,7 @@ inline void HandleCore::notify(std::int64_t arg, LatestLane* lane,
   // what this notify publishes below, wherever it is (watch_slow()).
   const bool watched = (old & kSeqWatched) != 0;
   HERALD_RACE_POINT("notify.took_seq");  // seq taken, latest not yet published
-  if constexpr (single) {
+  if constexpr (kSingle) {
     latest_.publish_single(seq, arg);  // the only writer of the cells
   } else if (lane != nullptr && !watched) [[likely]] {
     lane->publish(seq, arg);  // plain stores on this thread's own line
@@ -321,7 +322,7 @@ inline void HandleCore::notify(std::int64_t arg, LatestLane* lane,
   // has watched the handle (a waiter counts itself in only after watch()).
   if ((old & (kSeqListed | kSeqWatched)) == 0) [[likely]] {
 #ifndef NDEBUG
-    if (single) single_notifier_.store(0, std::memory_order_release);
+    if (kSingle) single_notifier_.store(0, std::memory_order_release);
 #endif
     section.leave();
     ::new (static_cast<void*>(out)) Result<NotifyReceipt>(std::in_place, seq, 0U, 0U, 0U);

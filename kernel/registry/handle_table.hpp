@@ -63,14 +63,11 @@ class HandleTable {
 
   /// Inside a ReadGuard. seq_cst load: see ReadGuard's happens-before argument.
   HandleCore* lookup(Handle h) const noexcept {
-    const std::uint32_t index = h.index();
-    if (index >= slots_) return nullptr;
-    HandleCore* core = core_of(cores_[index].load(std::memory_order_seq_cst));
-    if (core == nullptr || core->generation() != h.generation()) return nullptr;
-    return core;
+    bool single = false;
+    return lookup_to_notify(h, single);
   }
-  /// lookup() for notify(), which also learns the handle's producer mode from the slot, before it
-  /// touches the core, and so reads the generation where its notify reads next: a single
+  /// lookup(), also giving the handle's producer mode, from the slot, before it touches the core
+  /// (notify() dispatches on it); it reads the generation where a notify reads next: a single
   /// producer's from the core's hot line (its one notifier writes that line; one line to miss on
   /// a handle out of cache), a multi-producer handle's from the cold line (the other notifiers
   /// write the hot one).
